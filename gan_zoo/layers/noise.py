@@ -1,0 +1,83 @@
+"""Per-layer noise injection (StyleGAN, PathologyGAN)."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class NoiseInjection(keras.layers.Layer):
+    """Adds standard normal noise scaled by a learned per-channel weight.
+
+    `out = x + weight * noise` with `weight` of shape `[C]` initialised to
+    zeros, so a fresh layer is the identity.
+
+    - `per_pixel=True` (StyleGAN): one noise image per sample,
+      `noise` of shape `[B, H, W, 1]`, broadcast over channels.
+    - `per_pixel=False` (PathologyGAN's code): one scalar per channel per
+      sample, `noise` of shape `[B, 1, 1, C]`, broadcast over positions.
+
+    Pass `noise` to `call` to use your own noise (e.g. from a per-replica
+    `tf.random.Generator` under `MirroredStrategy`); it is then always added,
+    in training and inference alike. Otherwise noise is drawn with
+    `tf.random.normal` in training; at inference (`training=False`) the layer
+    is deterministic and adds nothing, unless `noise_at_inference=True`.
+
+    Args:
+        per_pixel: noise layout, see above.
+        noise_at_inference: draw noise also when `training` is false (what a
+            StyleGAN generator does when sampling with random noise).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> layer = NoiseInjection(per_pixel=True)
+    >>> x = np.zeros((2, 8, 8, 4), "float32")
+    >>> layer(x, training=True).shape
+    TensorShape([2, 8, 8, 4])
+    >>> noise = np.random.randn(2, 8, 8, 1).astype("float32")
+    >>> y = layer(x, noise=noise)  # explicit noise, used at inference too
+
+    References: Karras, Laine & Aila, "A Style-Based Generator Architecture
+    for Generative Adversarial Networks", CVPR 2019, arXiv:1812.04948;
+    Quiros, Murray-Smith & Yuan, "PathologyGAN: Learning deep representations
+    of cancer tissue", MIDL 2020, arXiv:1907.02644.
+    """
+
+    def __init__(self, per_pixel=True, noise_at_inference=False, **kwargs):
+        super().__init__(**kwargs)
+        self.per_pixel = per_pixel
+        self.noise_at_inference = noise_at_inference
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("NoiseInjection needs a known channel dimension.")
+        self.noise_weight = self.add_weight(
+            name="noise_weight", shape=(channels,), initializer="zeros"
+        )
+
+    def noise_shape(self, inputs):
+        """The shape of the noise this layer adds to `inputs`."""
+        shape = ops.shape(inputs)
+        if self.per_pixel:
+            return (shape[0], shape[1], shape[2], 1)
+        return (shape[0], 1, 1, shape[3])
+
+    def call(self, inputs, noise=None, training=False):
+        if noise is None:
+            if not (training or self.noise_at_inference):
+                return inputs
+            noise = tf.random.normal(self.noise_shape(inputs), dtype=inputs.dtype)
+        noise = ops.cast(noise, inputs.dtype)
+        return inputs + ops.cast(self.noise_weight, inputs.dtype) * noise
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"per_pixel": self.per_pixel, "noise_at_inference": self.noise_at_inference}
+        )
+        return config

@@ -1,0 +1,211 @@
+"""Per-example GAN losses and gradient penalties against hand-computed values."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_zoo import losses
+
+REAL = np.array([2.0, -1.0, 0.5], np.float32)
+FAKE = np.array([-3.0, 0.25, 1.5], np.float32)
+
+
+def _softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def _bce(logits, label):
+    # -label * log(sigmoid(l)) - (1 - label) * log(1 - sigmoid(l))
+    return label * _softplus(-logits) + (1.0 - label) * _softplus(logits)
+
+
+def _np(x):
+    return np.asarray(x)
+
+
+def _check(actual, expected):
+    actual = _np(actual)
+    assert actual.dtype == np.float32
+    assert actual.shape == np.shape(expected)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_discriminator_bce_matches_formula():
+    expected = _bce(REAL, 1.0) + _bce(FAKE, 0.0)
+    _check(losses.discriminator_bce(REAL, FAKE), expected)
+    # -log(sigmoid(2)) + -log(1 - sigmoid(-3)), written out for sample 0.
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    assert np.isclose(
+        _np(losses.discriminator_bce(REAL, FAKE))[0],
+        -np.log(sigmoid(2.0)) - np.log(1.0 - sigmoid(-3.0)),
+        rtol=1e-5,
+    )
+
+
+def test_discriminator_bce_one_sided_label_smoothing():
+    smoothed = losses.discriminator_bce(REAL, FAKE, real_label=0.9)
+    _check(smoothed, _bce(REAL, 0.9) + _bce(FAKE, 0.0))
+    assert not np.allclose(_np(smoothed), _np(losses.discriminator_bce(REAL, FAKE)))
+    # Only the real term changes.
+    np.testing.assert_allclose(
+        _np(smoothed) - _np(losses.discriminator_bce(REAL, FAKE)),
+        _bce(REAL, 0.9) - _bce(REAL, 1.0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_generator_bce_is_non_saturating():
+    _check(losses.generator_bce(FAKE), _softplus(-FAKE))
+
+
+def test_lsgan():
+    _check(
+        losses.discriminator_lsgan(REAL, FAKE),
+        0.5 * ((REAL - 1.0) ** 2 + FAKE**2),
+    )
+    _check(losses.generator_lsgan(FAKE), (FAKE - 1.0) ** 2)
+    # Hand value for sample 1: 0.5 * ((-1 - 1)^2 + 0.25^2) = 2.03125.
+    assert np.isclose(_np(losses.discriminator_lsgan(REAL, FAKE))[1], 2.03125)
+
+
+def test_hinge():
+    expected = np.maximum(0.0, 1.0 - REAL) + np.maximum(0.0, 1.0 + FAKE)
+    _check(losses.discriminator_hinge(REAL, FAKE), expected)
+    np.testing.assert_allclose(expected, [0.0, 3.25, 3.0])
+    _check(losses.generator_hinge(FAKE), -FAKE)
+
+
+def test_wasserstein():
+    _check(losses.discriminator_wasserstein(REAL, FAKE), FAKE - REAL)
+    _check(losses.generator_wasserstein(FAKE), -FAKE)
+
+
+def test_relativistic_average():
+    real_vs_fake = REAL - FAKE.mean()
+    fake_vs_real = FAKE - REAL.mean()
+    _check(
+        losses.discriminator_relativistic_average(REAL, FAKE),
+        _bce(real_vs_fake, 1.0) + _bce(fake_vs_real, 0.0),
+    )
+    _check(
+        losses.generator_relativistic_average(REAL, FAKE),
+        _bce(fake_vs_real, 1.0) + _bce(real_vs_fake, 0.0),
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "discriminator_bce",
+        "discriminator_lsgan",
+        "discriminator_hinge",
+        "discriminator_wasserstein",
+        "discriminator_relativistic_average",
+        "generator_relativistic_average",
+    ],
+)
+def test_two_input_losses_accept_patch_and_column_logits(name):
+    fn = getattr(losses, name)
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(3, 4, 4, 1)).astype(np.float32)
+    fake = rng.normal(size=(3, 4, 4, 1)).astype(np.float32)
+    patch = _np(fn(real, fake))
+    assert patch.shape == (3,) and patch.dtype == np.float32
+    # A [B, 1] column gives the same as the flat [B] vector.
+    column = _np(fn(REAL[:, None], FAKE[:, None]))
+    np.testing.assert_allclose(column, _np(fn(REAL, FAKE)), rtol=1e-6)
+
+
+def test_patch_logits_average_over_positions():
+    real = np.arange(12, dtype=np.float32).reshape(3, 2, 2, 1) / 6.0 - 1.0
+    fake = -real[::-1]
+    expected = (np.maximum(0, 1 - real) + np.maximum(0, 1 + fake)).reshape(3, -1).mean(1)
+    _check(losses.discriminator_hinge(real, fake), expected)
+    expected = _bce(fake, 1.0).reshape(3, -1).mean(1)
+    _check(losses.generator_bce(fake), expected)
+    # Patch relativistic reference: the batch mean at each position.
+    rel_real = real - fake.mean(axis=0, keepdims=True)
+    rel_fake = fake - real.mean(axis=0, keepdims=True)
+    expected = (_bce(rel_real, 1.0) + _bce(rel_fake, 0.0)).reshape(3, -1).mean(1)
+    _check(losses.discriminator_relativistic_average(real, fake), expected)
+
+
+@pytest.mark.parametrize(
+    "name", ["generator_bce", "generator_lsgan", "generator_hinge", "generator_wasserstein"]
+)
+def test_generator_losses_shapes_and_bfloat16_inputs(name):
+    fn = getattr(losses, name)
+    patch = np.ones((2, 3, 3, 1), np.float32)
+    assert _np(fn(patch)).shape == (2,)
+    out = fn(tf.constant(FAKE, tf.bfloat16))
+    assert out.dtype == tf.float32 and out.shape == (3,)
+
+
+def _images():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(3, 4, 4, 2)).astype(np.float32)
+    fake = rng.normal(size=(3, 4, 4, 2)).astype(np.float32)
+    return real, fake
+
+
+def test_gradient_penalty_linear_critic():
+    real, fake = _images()
+    w = np.random.default_rng(2).normal(size=(4, 4, 2)).astype(np.float32)
+    critic = lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])  # noqa: E731
+    penalty = losses.gradient_penalty(critic, real, fake)
+    expected = (np.linalg.norm(w) - 1.0) ** 2
+    _check(penalty, np.full(3, expected, np.float32))
+    # Another target.
+    _check(
+        losses.gradient_penalty(critic, real, fake, target=2.0),
+        np.full(3, (np.linalg.norm(w) - 2.0) ** 2, np.float32),
+    )
+
+
+def test_gradient_penalty_quadratic_critic_is_per_sample():
+    real, fake = _images()
+    alpha = np.array([0.0, 0.5, 0.9], np.float32)
+    # f(x) = sum(x^2) per sample has gradient 2 x, so the penalty of sample i
+    # is (2 ||x_hat_i|| - 1)^2 at x_hat_i = alpha_i real_i + (1 - alpha_i) fake_i.
+    critic = lambda x: tf.reduce_sum(tf.square(x), axis=[1, 2, 3])  # noqa: E731
+    penalty = _np(losses.gradient_penalty(critic, real, fake, alpha=alpha))
+    a = alpha[:, None, None, None]
+    x_hat = a * real + (1.0 - a) * fake
+    expected = (2.0 * np.linalg.norm(x_hat.reshape(3, -1), axis=1) - 1.0) ** 2
+    _check(penalty, expected.astype(np.float32))
+    assert len(np.unique(np.round(penalty, 3))) == 3  # different samples differ
+    # alpha = 0 interpolates onto the fake sample.
+    assert np.isclose(penalty[0], (2.0 * np.linalg.norm(fake[0]) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_gradient_penalty_with_patch_critic_and_random_alpha():
+    real, fake = _images()
+    # A patch critic [B, H, W, 1]: the summed output's gradient is 3 everywhere
+    # on channel 0 and 0 on channel 1.
+    critic = lambda x: 3.0 * x[..., :1]  # noqa: E731
+    tf.random.set_seed(0)
+    penalty = losses.gradient_penalty(critic, real, fake)
+    _check(penalty, np.full(3, (3.0 * 4.0 - 1.0) ** 2, np.float32))
+
+
+def test_gradient_penalty_is_differentiable_wrt_critic_weights():
+    real, fake = _images()
+    w = tf.Variable(tf.fill((4, 4, 2), 0.1))
+    critic = lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])  # noqa: E731
+    with tf.GradientTape() as tape:
+        penalty = tf.reduce_mean(losses.gradient_penalty(critic, real, fake))
+    grad = tape.gradient(penalty, w)
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    norm = np.linalg.norm(w.numpy())
+    np.testing.assert_allclose(grad.numpy(), 2 * (norm - 1) * w.numpy() / norm, rtol=1e-4)
+
+
+def test_r1_penalty():
+    real, _ = _images()
+    critic = lambda x: tf.reduce_sum(tf.square(x), axis=[1, 2, 3])  # noqa: E731
+    expected = 4.0 * np.sum(real.reshape(3, -1) ** 2, axis=1)
+    _check(losses.r1_penalty(critic, real), expected.astype(np.float32))
+    w = np.random.default_rng(3).normal(size=(4, 4, 2)).astype(np.float32)
+    linear = lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])[:, None]  # noqa: E731
+    _check(losses.r1_penalty(linear, real), np.full(3, np.sum(w**2), np.float32))
