@@ -1,0 +1,1 @@
+"""TFDS dataset `idc` (see `idc_dataset_builder.py` and README.md)."""

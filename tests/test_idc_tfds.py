@@ -1,0 +1,121 @@
+"""The `idc` TFDS builder (datasets/idc) and `load_idc_tfds`, offline."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from gan_zoo.data import idc
+
+# (patient, label, x, y, height, width)
+PATCHES = [
+    ("100", 0, 1, 1, 50, 50),
+    ("100", 1, 51, 1, 42, 50),  # edge crop: 42 rows
+    ("200", 0, 1, 51, 50, 50),
+    ("200", 1, 101, 1, 50, 13),  # edge crop: 13 columns
+    ("300", 0, 1, 1, 1, 50),  # a one-row sliver, as in the real data
+]
+
+
+def _pixels(i, height, width):
+    rng = np.random.default_rng(i)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def idc_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("idc_src")
+    for i, (patient, label, x, y, h, w) in enumerate(PATCHES):
+        path = root / patient / str(label) / (
+            f"{patient}_idx5_x{x}_y{y}_class{label}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_pixels(i, h, w)).save(path)
+    return root
+
+
+def _expected():
+    return {(p, x, y): (label, _pixels(i, h, w))
+            for i, (p, label, x, y, h, w) in enumerate(PATCHES)}
+
+
+def _examples(ds):
+    return [{k: v.numpy() for k, v in ex.items()} for ex in ds]
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory, idc_folder):
+    data_dir = tmp_path_factory.mktemp("tfds")
+    idc.idc_tfds_builder(data_dir, manual_dir=idc_folder)
+    return data_dir
+
+
+def test_raw_round_trip(raw_dir):
+    builder = idc.idc_tfds_builder(raw_dir)  # prepared: no manual_dir needed
+    assert builder.name == "idc" and str(builder.version) == "1.0.0"
+    assert builder.info.splits["full"].num_examples == len(PATCHES)
+    assert builder.info.features["label"].names == ["healthy", "idc"]
+
+    examples = _examples(idc.load_idc_tfds(raw_dir, with_coordinates=True))
+    expected = _expected()
+    assert len(examples) == len(PATCHES)
+    for ex in examples:
+        label, pixels = expected[(ex["patient"].decode(), ex["x"], ex["y"])]
+        assert ex["label"] == label
+        assert ex["image"].dtype == np.uint8
+        np.testing.assert_array_equal(ex["image"], pixels)  # edge crops as is
+    shapes = sorted(ex["image"].shape for ex in examples)
+    assert shapes == [(1, 50, 3), (42, 50, 3), (50, 13, 3), (50, 50, 3),
+                      (50, 50, 3)]
+
+
+def test_patient_filter(raw_dir):
+    examples = _examples(idc.load_idc_tfds(raw_dir, patients={"200", "999"}))
+    assert sorted(ex["patient"] for ex in examples) == [b"200", b"200"]
+    assert set(examples[0]) == {"image", "label", "patient"}
+    assert _examples(idc.load_idc_tfds(raw_dir, patients=[])) == []
+
+
+def test_read_only_without_builder_code(raw_dir):
+    builder = tfds.builder_from_directory(str(raw_dir / "idc" / "raw" / "1.0.0"))
+    assert builder.info.splits["full"].num_examples == len(PATCHES)
+
+
+def test_pad50_config(tmp_path, idc_folder):
+    ds = idc.load_idc_tfds(tmp_path, config="pad50", manual_dir=idc_folder,
+                           with_coordinates=True)
+    expected = _expected()
+    for ex in _examples(ds):
+        label, pixels = expected[(ex["patient"].decode(), ex["x"], ex["y"])]
+        h, w = pixels.shape[:2]
+        assert ex["image"].shape == (50, 50, 3)
+        np.testing.assert_array_equal(ex["image"][:h, :w], pixels)
+        assert not ex["image"][h:].any() and not ex["image"][:, w:].any()
+
+
+def test_build_from_zip_in_manual_dir(tmp_path, idc_folder):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    with zipfile.ZipFile(manual / idc.IDC_ZIP_NAME, "w") as zf:
+        for f in sorted(idc_folder.rglob("*.png")):
+            zf.write(f, f"{idc.IDC_TOP_FOLDER}/{f.relative_to(idc_folder).as_posix()}")
+    examples = _examples(idc.load_idc_tfds(tmp_path / "tfds", manual_dir=manual))
+    assert sorted(ex["patient"] for ex in examples) == sorted(
+        p[0].encode() for p in PATCHES)
+    assert not (manual / idc.IDC_TOP_FOLDER).exists()  # read in place
+
+
+def test_not_prepared_without_manual_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manual_dir"):
+        idc.load_idc_tfds(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_build_from_real_idc(tmp_path, shared_data):
+    builder = idc.idc_tfds_builder(tmp_path, manual_dir=shared_data / "idc")
+    assert builder.info.splits["full"].num_examples == 16766
+    validation = idc.CRUZ_ROA_VALIDATION_PATIENTS
+    count = sum(1 for _ in idc.load_idc_tfds(tmp_path, patients=validation))
+    assert count == 4217
