@@ -1,0 +1,338 @@
+"""DCGAN and the three variants of Chi, Fang & Wang for IDC augmentation."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from gan_zoo import losses
+from gan_zoo.layers.conditioning import LabelMaps, OneHot
+from gan_zoo.models.gan import GAN
+from gan_zoo.registry import register_model
+
+CITATION = (
+    "Radford, Metz & Chintala, 'Unsupervised Representation Learning with Deep "
+    "Convolutional Generative Adversarial Networks', ICLR 2016 (arXiv 1511.06434); "
+    "variants v1-v3 from Chi, Fang & Wang, 'Synthetic Data Augmentation using GAN "
+    "for Improved Breast Cancer Classification' (UC Berkeley, 2018)."
+)
+
+# What each variant of Chi et al. changes; explicit constructor values win.
+VARIANTS = {
+    # The reference TensorFlow DCGAN (carpedm20), 25 epochs.
+    "v1": {"real_label": 1.0, "instance_noise_std": 0.0, "upsampling": "transposed", "epochs": 25},
+    # + one-sided label smoothing (real labels 0.9) and N(0, 0.2) noise on D's inputs.
+    "v2": {"real_label": 0.9, "instance_noise_std": 0.2, "upsampling": "transposed", "epochs": 25},
+    # + stride-1 transposed convs after nearest upsampling (no checkerboards), 50 epochs.
+    "v3": {"real_label": 0.9, "instance_noise_std": 0.2, "upsampling": "resize_conv", "epochs": 50},
+}
+_UPSAMPLING = ("transposed", "resize_conv")
+
+
+def _init():
+    return keras.initializers.RandomNormal(stddev=0.02)
+
+
+def _batch_norm(name, synchronized):
+    # TF1's decay 0.9 is Keras' momentum 0.9. Synchronized statistics make a
+    # step on N replicas equal a step on one device with the global batch.
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
+    )
+
+
+def feature_sizes(image_size, num_upsamplings=4):
+    """Spatial sizes from the first feature map to the image, halving with ceil.
+
+    64 -> [4, 8, 16, 32, 64]; 50 -> [4, 7, 13, 25, 50].
+    """
+    sizes = [int(image_size)]
+    for _ in range(num_upsamplings):
+        sizes.insert(0, math.ceil(sizes[0] / 2))
+    return sizes
+
+
+def _upsample(x, filters, size_in, size_out, upsampling, name):
+    if upsampling == "transposed":
+        # 'same' 5x5 stride 2 gives 2n - 1 + output_padding pixels.
+        return keras.layers.Conv2DTranspose(
+            filters, 5, strides=2, padding="same",
+            output_padding=size_out - 2 * size_in + 1,
+            kernel_initializer=_init(), name=name,
+        )(x)
+    # Nearest upsampling then a stride-1 transposed conv: every output pixel
+    # gets the same number of kernel taps (Odena et al. 2016).
+    x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    extra = 2 * size_in - size_out
+    if extra:
+        x = keras.layers.Cropping2D(((0, extra), (0, extra)), name=f"{name}_crop")(x)
+    return keras.layers.Conv2DTranspose(
+        filters, 5, strides=1, padding="same", kernel_initializer=_init(), name=name
+    )(x)
+
+
+def build_generator(
+    image_size, channels, latent_dim, base_filters, upsampling, num_classes=0, sync_bn=True
+):
+    """z [B, latent_dim] (+ labels [B]) -> images [B, S, S, C] in [-1, 1].
+
+    dense -> 4x4x8f -> BN -> ReLU -> 4 x (5x5 upsampling to 4f, 2f, f, C;
+    BN + ReLU except after the last) -> tanh.
+    """
+    sizes = feature_sizes(image_size)
+    z = keras.Input((latent_dim,), name="z")
+    inputs, x = [z], z
+    if num_classes:
+        labels = keras.Input((), dtype="int32", name="labels")
+        inputs.append(labels)
+        x = keras.layers.Concatenate(name="z_and_label")([z, OneHot(num_classes, name="one_hot")(labels)])
+    x = keras.layers.Dense(
+        sizes[0] * sizes[0] * base_filters * 8, kernel_initializer=_init(), name="project"
+    )(x)
+    x = keras.layers.Reshape((sizes[0], sizes[0], base_filters * 8), name="reshape")(x)
+    x = keras.layers.ReLU(name="project_relu")(_batch_norm("project_bn", sync_bn)(x))
+    widths = [base_filters * 4, base_filters * 2, base_filters, channels]
+    for i, filters in enumerate(widths):
+        x = _upsample(x, filters, sizes[i], sizes[i + 1], upsampling, name=f"deconv{i + 1}")
+        if i < len(widths) - 1:
+            x = _batch_norm(f"deconv{i + 1}_bn", sync_bn)(x)
+            x = keras.layers.ReLU(name=f"deconv{i + 1}_relu")(x)
+    images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return keras.Model(inputs if num_classes else z, images, name="generator")
+
+
+def build_discriminator(image_size, channels, base_filters, num_classes=0, sync_bn=True):
+    """images [B, S, S, C] (+ labels [B]) -> real/fake logits [B, 1].
+
+    4 x (5x5 stride-2 conv to f, 2f, 4f, 8f; LeakyReLU 0.2; BN except the
+    first) -> flatten -> dense 1.
+    """
+    images = keras.Input((image_size, image_size, channels), name="images")
+    inputs, x = [images], images
+    if num_classes:
+        labels = keras.Input((), dtype="int32", name="labels")
+        inputs.append(labels)
+        maps = LabelMaps(image_size, image_size, num_classes, name="label_maps")(labels)
+        x = keras.layers.Concatenate(name="image_and_label")([images, maps])
+    for i, filters in enumerate([base_filters, base_filters * 2, base_filters * 4, base_filters * 8]):
+        x = keras.layers.Conv2D(
+            filters, 5, strides=2, padding="same", kernel_initializer=_init(), name=f"conv{i + 1}"
+        )(x)
+        if i > 0:
+            x = _batch_norm(f"conv{i + 1}_bn", sync_bn)(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"conv{i + 1}_lrelu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = keras.layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
+    return keras.Model(inputs if num_classes else images, logits, name="discriminator")
+
+
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class DCGAN(GAN):
+    """DCGAN (Radford et al. 2016) as used by Chi, Fang & Wang for IDC patches.
+
+    The architecture follows the reference TensorFlow DCGAN the paper builds
+    on: G = dense to 4x4x512, BN, ReLU, then 5x5 transposed convolutions to
+    256, 128, 64 channels (BN + ReLU) and to the image (tanh); D = 5x5 stride-2
+    convolutions 64-128-256-512 with LeakyReLU 0.2 (BN except the first), then
+    a dense logit. Weights N(0, 0.02), BN epsilon 1e-5 / momentum 0.9,
+    z ~ U[-1, 1]^100, Adam 2e-4 (beta_1 0.5), batch 64, non-saturating BCE.
+    Every step makes one D update and then `g_updates_per_d` G updates with
+    the same z (2 in the reference).
+
+    Variants (Chi et al., section 4.4):
+    - `v1`: the reference DCGAN, 25 epochs.
+    - `v2`: + one-sided label smoothing (real label 0.9) + Gaussian instance
+      noise on every D input. The paper writes N(0, 0.2); we read 0.2 as the
+      standard deviation (configurable: `instance_noise_std`).
+    - `v3`: v2 with stride-1 transposed convolutions, 50 epochs. The paper
+      only says the strides became 1; for the image to still grow, each
+      stride-2 transposed conv becomes nearest-neighbour 2x upsampling then a
+      stride-1 5x5 transposed conv (the resize-convolution of Odena et al.
+      2016, which removes the checkerboard the paper targets).
+
+    For 50x50 IDC patches the sizes go 4 -> 7 -> 13 -> 25 -> 50 (output
+    padding, or a crop after upsampling, picks the odd sizes).
+
+    Conditioning (optional, `num_classes > 0`; not in the paper, which trains
+    one GAN per class or cluster): G gets one-hot labels concatenated to z, D
+    gets one-hot label maps concatenated to the image.
+
+    Args:
+        variant: "v1", "v2" or "v3".
+        image_size: side of the square images (64 reference, 50 for IDC).
+        channels: image channels.
+        latent_dim: size of z.
+        num_classes: 0 for unconditional, else the number of classes.
+        base_filters: width f of the first D / last G hidden layer.
+        g_updates_per_d: generator updates per discriminator update.
+        real_label: D's target for real images (None = the variant's).
+        instance_noise_std: std of the noise added to D's inputs (None = the
+            variant's).
+        upsampling: "transposed" or "resize_conv" (None = the variant's).
+        synchronized_batch_norm: batch statistics over the global batch
+            under tf.distribute (so N replicas train like one device);
+            no effect on one device.
+        learning_rate: Adam learning rate of both networks.
+        beta_1: Adam beta_1 of both networks.
+        seed: seed of the training random stream.
+
+    Example:
+
+    >>> gan = DCGAN(variant="v3", image_size=50)
+    >>> gan.compile()  # the paper's optimizers
+    >>> gan.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=50)
+    >>> images = gan.generate(16, seed=0)
+    """
+
+    def __init__(
+        self,
+        variant="v1",
+        image_size=64,
+        channels=3,
+        latent_dim=100,
+        num_classes=0,
+        base_filters=64,
+        g_updates_per_d=2,
+        real_label=None,
+        instance_noise_std=None,
+        upsampling=None,
+        synchronized_batch_norm=True,
+        learning_rate=2e-4,
+        beta_1=0.5,
+        seed=0,
+        **kwargs,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
+        defaults = VARIANTS[variant]
+        upsampling = defaults["upsampling"] if upsampling is None else upsampling
+        if upsampling not in _UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {_UPSAMPLING}, got {upsampling!r}.")
+        if int(image_size) < 16:
+            raise ValueError(f"image_size must be at least 16, got {image_size}.")
+        if int(g_updates_per_d) < 1:
+            raise ValueError(f"g_updates_per_d must be at least 1, got {g_updates_per_d}.")
+        sync_bn = bool(synchronized_batch_norm)
+        generator = build_generator(
+            image_size, channels, latent_dim, base_filters, upsampling, num_classes, sync_bn
+        )
+        discriminator = build_discriminator(
+            image_size, channels, base_filters, num_classes, sync_bn
+        )
+        super().__init__(
+            generator,
+            discriminator,
+            latent_dim=latent_dim,
+            num_classes=num_classes,
+            latent_distribution="uniform",
+            data_range=(-1.0, 1.0),
+            seed=seed,
+            **kwargs,
+        )
+        self.variant = variant
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self.base_filters = int(base_filters)
+        self.g_updates_per_d = int(g_updates_per_d)
+        self.real_label = float(defaults["real_label"] if real_label is None else real_label)
+        self.instance_noise_std = float(
+            defaults["instance_noise_std"] if instance_noise_std is None else instance_noise_std
+        )
+        self.upsampling = upsampling
+        self.synchronized_batch_norm = sync_bn
+        self.learning_rate = float(learning_rate)
+        self.beta_1 = float(beta_1)
+
+    def default_optimizers(self):
+        return tuple(
+            keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1) for _ in range(2)
+        )
+
+    def default_training(self):
+        """The paper's epochs and batch size for this variant."""
+        return {"epochs": VARIANTS[self.variant]["epochs"], "batch_size": 64}
+
+    def _discriminate(self, images, labels, stream):
+        if self.instance_noise_std > 0:
+            images = images + self.random_normal(
+                tf.shape(images), stream, stddev=self.instance_noise_std
+            )
+        inputs = [images, labels] if self.conditional else images
+        return self.discriminator(inputs, training=True)
+
+    def train_step(self, data):
+        real, labels = self.unpack(data)
+        if self.conditional and labels is None:
+            raise ValueError("A conditional DCGAN needs (images, labels) batches.")
+        z = self.sample_latent(tf.shape(real)[0], stream=0)
+        g_inputs = self.generator_inputs(z, labels)
+
+        with tf.GradientTape() as tape:
+            fake = self.generator(g_inputs, training=True)
+            d_per_example = losses.discriminator_bce(
+                self._discriminate(real, labels, stream=10),
+                self._discriminate(fake, labels, stream=11),
+                real_label=self.real_label,
+            )
+            d_scaled = self.d_optimizer.scale_loss(self.reduce(d_per_example))
+        self.apply_gradients(
+            self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables
+        )
+
+        # The reference updates G twice per D update, with the same z.
+        for i in range(self.g_updates_per_d):
+            with tf.GradientTape() as tape:
+                fake = self.generator(g_inputs, training=True)
+                g_per_example = losses.generator_bce(
+                    self._discriminate(fake, labels, stream=20 + i)
+                )
+                g_scaled = self.g_optimizer.scale_loss(self.reduce(g_per_example))
+            self.apply_gradients(
+                self.g_optimizer, tape, g_scaled, self.generator.trainable_variables
+            )
+
+        self.track(d_loss=d_per_example, g_loss=g_per_example)
+        return self.finish_step()
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "base_filters": self.base_filters,
+            "g_updates_per_d": self.g_updates_per_d,
+            "real_label": self.real_label,
+            "instance_noise_std": self.instance_noise_std,
+            "upsampling": self.upsampling,
+            "synchronized_batch_norm": self.synchronized_batch_norm,
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+            "seed": self.seed,
+        }
+
+
+register_model(
+    "dcgan",
+    DCGAN,
+    config={
+        "variant": "v1",
+        "image_size": 64,
+        "channels": 3,
+        "latent_dim": 100,
+        "num_classes": 0,
+        "base_filters": 64,
+        "g_updates_per_d": 2,
+        "real_label": None,
+        "instance_noise_std": None,
+        "upsampling": None,
+        "synchronized_batch_norm": True,
+        "learning_rate": 2e-4,
+        "beta_1": 0.5,
+        "seed": 0,
+    },
+    citation=CITATION,
+    description="DCGAN with the v1/v2/v3 variants of Chi et al. for IDC patch synthesis",
+)

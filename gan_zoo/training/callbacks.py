@@ -1,0 +1,192 @@
+"""Callbacks shared by the recipes: sample grids, learning-rate decay,
+downstream evaluation and per-epoch metric logs."""
+
+import json
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+
+def tile_images(images, rows):
+    """[N, H, W, C] images in [0, 1] -> one [rows*H, cols*W, C] grid (1px gaps)."""
+    images = np.asarray(images, np.float32)
+    n, h, w, c = images.shape
+    cols = math.ceil(n / rows)
+    grid = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c), np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, cols)
+        grid[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = image
+    return grid
+
+
+def save_image_grid(path, images, rows):
+    """Writes images in [0, 1] as a PNG grid with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.clip(tile_images(images, rows), 0.0, 1.0)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if grid.shape[-1] == 1:
+        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        plt.imsave(path, grid)
+    return path
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves a grid of generated images every few epochs.
+
+    The noise (and labels) are fixed, so successive grids show how the same
+    latent points evolve. A conditional generator gets one row per class.
+
+    Args:
+        directory: where `samples-epoch-XXXX.png` files go.
+        every_epochs: save every this many epochs (and after the last).
+        per_row: images per row (per class for a conditional generator).
+        rows: rows of an unconditional grid.
+        seed: seed of the fixed latent vectors.
+    """
+
+    def __init__(self, directory, every_epochs=1, per_row=8, rows=4, seed=1234):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.every_epochs = int(every_epochs)
+        self.per_row = int(per_row)
+        self.rows = int(rows)
+        self.seed = int(seed)
+        self.paths = []
+
+    def _save(self, epoch):
+        model = self.model
+        rows = model.num_classes if model.conditional else self.rows
+        n = rows * self.per_row
+        labels = np.repeat(np.arange(rows), self.per_row) if model.conditional else None
+        images = model.generate(n, labels=labels, seed=self.seed)
+        path = save_image_grid(
+            self.directory / f"samples-epoch-{epoch + 1:04d}.png", images, rows
+        )
+        self.paths.append(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params and epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self.every_epochs == 0 or last:
+            self._save(epoch)
+
+
+class LinearLearningRateDecay(keras.callbacks.Callback):
+    """Constant learning rate, then linear decay towards 0, set per epoch.
+
+    Epochs `[0, constant_epochs)` train at the base rate; epoch
+    `constant_epochs + k` trains at `base * (1 - k / decay_epochs)`, with
+    `decay_epochs = total_epochs - constant_epochs` (so the last epoch runs at
+    `base / decay_epochs` and the rate would reach 0 at the end). Used by
+    the semi-supervised cGAN (100 + 100 epochs) and CycleGAN (100 + 100).
+    The rate is a function of the epoch alone, so a resumed run gets the
+    same rates.
+
+    Args:
+        constant_epochs: epochs at the base rate.
+        total_epochs: all epochs.
+        base_rates: {optimizer attribute name: base rate}. By default the
+            rates recorded when the model was compiled
+            (`model.initial_learning_rates`), or for a plain Keras model
+            `{"optimizer": its rate at train start}`.
+    """
+
+    def __init__(self, constant_epochs, total_epochs, base_rates=None):
+        super().__init__()
+        if not 0 <= constant_epochs <= total_epochs:
+            raise ValueError(
+                f"Need 0 <= constant_epochs <= total_epochs, got {constant_epochs}, {total_epochs}."
+            )
+        self.constant_epochs = int(constant_epochs)
+        self.total_epochs = int(total_epochs)
+        self.base_rates = dict(base_rates) if base_rates else None
+
+    def factor(self, epoch):
+        decay_epochs = self.total_epochs - self.constant_epochs
+        if epoch < self.constant_epochs or decay_epochs == 0:
+            return 1.0
+        return max(0.0, 1.0 - (epoch - self.constant_epochs) / decay_epochs)
+
+    def on_train_begin(self, logs=None):
+        if self.base_rates is None:
+            rates = getattr(self.model, "initial_learning_rates", None)
+            if not rates:
+                rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+                rates = {"optimizer": float(rate)}
+            self.base_rates = dict(rates)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for name, base in self.base_rates.items():
+            getattr(self.model, name).learning_rate = base * self.factor(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            for name in self.base_rates:
+                rate = getattr(self.model, name).learning_rate
+                logs[f"lr_{name}"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class EvaluationHook(keras.callbacks.Callback):
+    """Calls `evaluate(model, epoch) -> dict` every few epochs and logs it.
+
+    The hook point for downstream evaluation: e.g. train a classifier on real
+    plus generated images and score it on held-out patients, or score the
+    semi-supervised discriminator on validation patients. Results go into
+    the epoch logs (so History, TensorBoard and `MetricsLogger` see them)
+    under `prefix`, and into `self.results`.
+
+    Args:
+        evaluate: callable (model, epoch) -> {name: float}.
+        every_epochs: run every this many epochs (and after the last).
+        prefix: prepended to each result name in the logs.
+    """
+
+    def __init__(self, evaluate, every_epochs=1, prefix="eval_"):
+        super().__init__()
+        self.evaluate = evaluate
+        self.every_epochs = int(every_epochs)
+        self.prefix = prefix
+        self.results = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params and epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self.every_epochs and not last:
+            return
+        result = dict(self.evaluate(self.model, epoch))
+        self.results.append({"epoch": epoch + 1, **result})
+        if logs is not None:
+            for name, value in result.items():
+                if isinstance(value, (int, float, np.floating, np.integer)):
+                    logs[self.prefix + name] = float(value)
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Appends each epoch's logs to a JSON-lines file (one object per epoch).
+
+    Args:
+        path: the `.jsonl` file; appended to, so a resumed run continues it.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
+        for name, value in (logs or {}).items():
+            record[name] = float(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
