@@ -1,0 +1,502 @@
+"""Binary classification metrics for IDC detectors and GAN-augmented classifiers.
+
+Conventions used throughout:
+
+* Labels are 0 (healthy / negative) and 1 (IDC / positive).
+* Scores are "higher = more likely positive" (a probability or a logit).
+* A case is predicted positive when `score >= threshold`.
+* The decision threshold is a model hyper-parameter: `choose_threshold` picks
+  it on validation data and `evaluate_classifier` then applies it unchanged
+  to the test set. Choosing it on the test set would bias every
+  threshold-dependent number upwards.
+* Undefined ratios (a zero denominator, e.g. precision with no predicted
+  positives) are reported as 0.0, listed under `"undefined_metrics"` and
+  announced with an `UndefinedMetricWarning`. The AUROC with one class present
+  is reported as NaN (it is a ranking of positives against negatives).
+* All returned numbers are python `float`/`int`, so the dicts can go straight
+  into `json.dumps`. NaN is written as the `NaN` token by `json.dumps`.
+"""
+
+import math
+import warnings
+
+import numpy as np
+
+from gan_zoo.metrics import delong
+
+__all__ = [
+    "THRESHOLD_CRITERIA",
+    "UndefinedMetricWarning",
+    "binary_metrics",
+    "choose_threshold",
+    "confusion_counts",
+    "evaluate_classifier",
+    "format_metrics_table",
+    "roc_curve_points",
+]
+
+THRESHOLD_CRITERIA = ("youden", "f1", "balanced_accuracy")
+
+DEFAULT_THRESHOLD = 0.5
+
+DEFAULT_TABLE_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "auroc",
+)
+
+# Row labels of `format_metrics_table`; these metrics are shown in percent.
+_PERCENT_LABELS = {
+    "accuracy": "Accuracy (%)",
+    "balanced_accuracy": "Balanced accuracy (%)",
+    "precision": "Precision (%)",
+    "recall": "Recall / sensitivity (%)",
+    "specificity": "Specificity (%)",
+    "f1": "F1 score (%)",
+    "auroc": "AUROC (%)",
+}
+
+
+class UndefinedMetricWarning(RuntimeWarning):
+    """A metric had a zero denominator (or one class only) on these data."""
+
+
+def _validated(y_true, y_second, second_name):
+    labels = delong._binary_labels(y_true)
+    second = delong._scores(y_second, labels.shape[0], second_name)
+    return labels, second
+
+
+def _counts(labels, predicted):
+    tp = int(np.count_nonzero(labels & predicted))
+    fp = int(np.count_nonzero(~labels & predicted))
+    fn = int(np.count_nonzero(labels & ~predicted))
+    tn = int(labels.shape[0] - tp - fp - fn)
+    return tn, fp, fn, tp
+
+
+def confusion_counts(y_true, y_pred):
+    """Cells of the binary confusion matrix.
+
+    Args:
+        y_true: true labels in {0, 1}, shape `(N,)` or `(N, 1)`.
+        y_pred: predicted labels in {0, 1}, same shape.
+
+    Returns:
+        `(tn, fp, fn, tp)` as python ints (the order of
+        `sklearn.metrics.confusion_matrix(...).ravel()`).
+
+    Raises:
+        ValueError: empty input, different lengths, labels other than 0/1,
+            NaN, or more than one column.
+    """
+    labels = delong._binary_labels(y_true, "y_true")
+    predicted = delong._binary_labels(y_pred, "y_pred")
+    if predicted.shape != labels.shape:
+        raise ValueError(
+            f"y_pred has {predicted.shape[0]} entries but y_true has "
+            f"{labels.shape[0]}; they must describe the same cases."
+        )
+    return _counts(labels, predicted)
+
+
+def _ratio(numerator, denominator, name, undefined):
+    if denominator == 0:
+        undefined.append(name)
+        return 0.0
+    return numerator / denominator
+
+
+def _metrics_from_counts(tn, fp, fn, tp):
+    """Threshold metrics from counts; returns (dict, names of undefined ones)."""
+    undefined = []
+    n_positive, n_negative = tp + fn, tn + fp
+    recall = _ratio(tp, n_positive, "recall", undefined)
+    specificity = _ratio(tn, n_negative, "specificity", undefined)
+    precision = _ratio(tp, tp + fp, "precision", undefined)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn, "f1", undefined)
+    # Mean recall over the classes present in y_true (as scikit-learn does).
+    present = [r for r, k in ((recall, n_positive), (specificity, n_negative)) if k]
+    balanced_accuracy = sum(present) / len(present)
+    if len(present) < 2:
+        undefined.append("balanced_accuracy")
+    metrics = {
+        "accuracy": (tp + tn) / (tn + fp + fn + tp),
+        "balanced_accuracy": balanced_accuracy,
+        "precision": precision,
+        "recall": recall,
+        "specificity": specificity,
+        "f1": f1,
+    }
+    return {k: float(v) for k, v in metrics.items()}, undefined
+
+
+def binary_metrics(y_true, y_score, threshold=DEFAULT_THRESHOLD):
+    """Threshold and ranking metrics of a binary classifier on one data set.
+
+    Args:
+        y_true: labels in {0, 1}, shape `(N,)` or `(N, 1)`.
+        y_score: scores, higher = more likely positive, same shape.
+        threshold: a case is predicted positive when `score >= threshold`.
+
+    Returns:
+        dict of python scalars:
+        `accuracy`, `balanced_accuracy` (mean of recall and specificity),
+        `precision` (PPV), `recall` (= sensitivity, TPR), `specificity` (TNR),
+        `f1`, `auroc` (threshold-free), `tn`, `fp`, `fn`, `tp`, `n`,
+        `n_positive`, `threshold`, and `undefined_metrics`: the names of the
+        metrics whose denominator was zero on these data.
+
+    Edge cases:
+        * precision with no predicted positives, recall with no positive
+          cases, specificity with no negative cases and f1 with neither
+          positives nor predicted positives are 0.0 and listed in
+          `undefined_metrics`;
+        * with one class only, `balanced_accuracy` is the recall of that
+          class (listed as undefined) and `auroc` is NaN (listed);
+        * each non-empty `undefined_metrics` issues one
+          `UndefinedMetricWarning`.
+
+    Raises:
+        ValueError: malformed labels or scores, or a non-finite threshold.
+    """
+    labels, score = _validated(y_true, y_score, "y_score")
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}.")
+    tn, fp, fn, tp = _counts(labels, score >= threshold)
+    metrics, undefined = _metrics_from_counts(tn, fp, fn, tp)
+    if 0 < tp + fn < labels.shape[0]:
+        aucs, _, _ = delong._components(labels, [score])
+        metrics["auroc"] = float(aucs[0])
+    else:
+        metrics["auroc"] = float("nan")
+        undefined.append("auroc")
+    if undefined:
+        warnings.warn(
+            f"Undefined on these data (reported as 0.0, AUROC as NaN): "
+            f"{', '.join(undefined)}; tn={tn} fp={fp} fn={fn} tp={tp}.",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+    metrics.update(
+        tn=tn,
+        fp=fp,
+        fn=fn,
+        tp=tp,
+        n=int(labels.shape[0]),
+        n_positive=int(tp + fn),
+        threshold=threshold,
+        undefined_metrics=undefined,
+    )
+    return metrics
+
+
+def _auc_and_variance_or_nan(labels, score):
+    """(auc, DeLong variance); the variance is NaN with < 2 cases of a class."""
+    n_positive = int(labels.sum())
+    min_class = min(n_positive, labels.shape[0] - n_positive)
+    if min_class >= 2:
+        return delong.delong_auc_variance(labels, score)
+    aucs, _, _ = delong._components(labels, [score])
+    return float(aucs[0]), float("nan")
+
+
+def roc_curve_points(y_true, y_score):
+    """ROC curve: false- and true-positive rates at every distinct threshold.
+
+    Args:
+        y_true: labels in {0, 1}; both classes must be present.
+        y_score: scores, higher = more likely positive.
+
+    Returns:
+        `(fpr, tpr, thresholds)` numpy arrays. `thresholds` are the distinct
+        scores in decreasing order, preceded by `+inf` (nothing predicted
+        positive), so the curve runs from (0, 0) to (1, 1).
+    """
+    labels, score = _validated(y_true, y_score, "y_score")
+    n_positive = int(labels.sum())
+    if n_positive in (0, labels.shape[0]):
+        raise ValueError("The ROC curve needs both classes in y_true.")
+    order = np.argsort(-score, kind="mergesort")
+    ordered_score, ordered_labels = score[order], labels[order]
+    # Last index of each run of equal scores: the counts there include the run.
+    run_ends = np.append(np.flatnonzero(np.diff(ordered_score)), score.shape[0] - 1)
+    tps = np.cumsum(ordered_labels)[run_ends]
+    fps = (run_ends + 1) - tps
+    tpr = np.concatenate([[0.0], tps / n_positive])
+    fpr = np.concatenate([[0.0], fps / (labels.shape[0] - n_positive)])
+    thresholds = np.concatenate([[np.inf], ordered_score[run_ends]])
+    return fpr, tpr, thresholds
+
+
+def _criterion_values(criterion, tp, fp, n_positive, n_negative):
+    sensitivity = tp / n_positive
+    specificity = 1.0 - fp / n_negative
+    if criterion == "youden":
+        return sensitivity + specificity - 1.0
+    if criterion == "balanced_accuracy":
+        return (sensitivity + specificity) / 2.0
+    # f1 = 2tp / (2tp + fp + fn); the denominator is > 0 since n_positive > 0.
+    return 2.0 * tp / (tp + fp + n_positive)
+
+
+def choose_threshold(y_true_val, y_score_val, criterion="youden"):
+    """Decision threshold that maximises `criterion` on VALIDATION data.
+
+    Pass validation (or tuning) data only, never the test set: the chosen
+    threshold is then applied unchanged to the test set (see
+    `evaluate_classifier`). The function is pure: it returns the threshold
+    and keeps no state.
+
+    Candidates are the midpoints between consecutive distinct validation
+    scores, so every candidate separates the validation cases differently and
+    none sits exactly on a validation score. The trivial rules "everything
+    positive" and "everything negative" are not candidates. Ties in the
+    criterion (within 1e-12) are broken towards the smallest threshold, i.e.
+    the highest sensitivity among equally good thresholds (missing an IDC
+    case is the costlier error). The result does not depend on the order of
+    the cases.
+
+    Args:
+        y_true_val: validation labels in {0, 1}; both classes must be present.
+        y_score_val: validation scores, higher = more likely positive; at
+            least two distinct values.
+        criterion: `"youden"` (sensitivity + specificity - 1),
+            `"balanced_accuracy"` (same maximiser as Youden's J, since
+            J = 2 * balanced accuracy - 1) or `"f1"`.
+
+    Returns:
+        The threshold as a python float; predict positive when
+        `score >= threshold`.
+    """
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(
+            f"Unknown criterion {criterion!r}; choose one of {THRESHOLD_CRITERIA}."
+        )
+    labels, score = _validated(y_true_val, y_score_val, "y_score_val")
+    n_positive = int(labels.sum())
+    n_negative = labels.shape[0] - n_positive
+    if n_positive == 0 or n_negative == 0:
+        raise ValueError(
+            "choose_threshold needs both classes in the validation labels; got "
+            f"{n_positive} positive and {n_negative} negative."
+        )
+    distinct = np.unique(score)
+    if distinct.shape[0] < 2:
+        raise ValueError(
+            "choose_threshold needs at least two distinct validation scores; "
+            f"all {score.shape[0]} scores equal {distinct[0]}."
+        )
+    candidates = (distinct[:-1] + distinct[1:]) / 2.0
+    positive_scores = np.sort(score[labels])
+    negative_scores = np.sort(score[~labels])
+    # Number of cases with score >= candidate, for each candidate.
+    tp = n_positive - np.searchsorted(positive_scores, candidates, side="left")
+    fp = n_negative - np.searchsorted(negative_scores, candidates, side="left")
+    values = _criterion_values(criterion, tp, fp, n_positive, n_negative)
+    best = np.flatnonzero(values >= values.max() - 1e-12)[0]
+    return float(candidates[best])
+
+
+def evaluate_classifier(
+    y_true_test,
+    y_score_test,
+    *,
+    y_true_val=None,
+    y_score_val=None,
+    criterion="youden",
+    threshold=None,
+    alpha=0.05,
+):
+    """Test-set evaluation with a validation-chosen threshold and AUROC CI.
+
+    The threshold comes from, in order of precedence:
+
+    * `y_true_val`/`y_score_val`: `choose_threshold(val, criterion)`;
+      `threshold_source = "validation"`;
+    * `threshold`: used as given; `threshold_source = "fixed"`;
+    * otherwise 0.5; `threshold_source = "default"`.
+
+    Giving both validation data and `threshold` is an error, as the function
+    would have to ignore one of them. The test data never influence the
+    threshold.
+
+    Args:
+        y_true_test: test labels in {0, 1}.
+        y_score_test: test scores, higher = more likely positive.
+        y_true_val: validation labels, to choose the threshold.
+        y_score_val: validation scores, to choose the threshold.
+        criterion: see `choose_threshold`; recorded only when used.
+        threshold: fixed threshold, when no validation data are given.
+        alpha: 1 - coverage of the AUROC confidence interval.
+
+    Returns:
+        The dict of `binary_metrics` on the test set plus
+        `threshold_source`, `threshold_criterion` (None unless chosen on
+        validation), `n_validation` (None without validation data),
+        `auroc_se`, `auroc_ci_low`, `auroc_ci_high` (DeLong, normal
+        approximation clipped to [0, 1]; NaN with fewer than 2 test cases of
+        a class), `ci_level` (`1 - alpha`), `ci_method` (`"delong"`) and
+        `split` (`"test"`). All values are JSON-serialisable.
+    """
+    has_val = y_true_val is not None or y_score_val is not None
+    if has_val and (y_true_val is None or y_score_val is None):
+        raise ValueError("Give both y_true_val and y_score_val, or neither.")
+    if has_val and threshold is not None:
+        raise ValueError(
+            "Give either validation data (to choose the threshold) or a fixed "
+            "threshold, not both."
+        )
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(
+            f"Unknown criterion {criterion!r}; choose one of {THRESHOLD_CRITERIA}."
+        )
+    z = delong._check_alpha(alpha)
+    if has_val:
+        threshold = choose_threshold(y_true_val, y_score_val, criterion)
+        source, used_criterion = "validation", criterion
+        n_validation = int(np.asarray(y_true_val).shape[0])
+    elif threshold is not None:
+        source, used_criterion, n_validation = "fixed", None, None
+    else:
+        threshold = DEFAULT_THRESHOLD
+        source, used_criterion, n_validation = "default", None, None
+
+    with warnings.catch_warnings():
+        # Re-issued below so that the warning points at the caller.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        result = binary_metrics(y_true_test, y_score_test, threshold)
+    if result["undefined_metrics"]:
+        warnings.warn(
+            "Undefined on the test set (reported as 0.0, AUROC as NaN): "
+            + ", ".join(result["undefined_metrics"]),
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+
+    labels, score = _validated(y_true_test, y_score_test, "y_score_test")
+    if math.isnan(result["auroc"]):
+        se = float("nan")
+    else:
+        _, variance = _auc_and_variance_or_nan(labels, score)
+        se = math.sqrt(variance) if math.isfinite(variance) else float("nan")
+    if math.isfinite(se):
+        ci_low = max(0.0, result["auroc"] - z * se)
+        ci_high = min(1.0, result["auroc"] + z * se)
+    else:
+        ci_low = ci_high = float("nan")
+    result.update(
+        threshold_source=source,
+        threshold_criterion=used_criterion,
+        n_validation=n_validation,
+        auroc_se=float(se),
+        auroc_ci_low=float(ci_low),
+        auroc_ci_high=float(ci_high),
+        ci_level=float(1.0 - alpha),
+        ci_method="delong",
+        split="test",
+    )
+    return result
+
+
+def _format_value(name, value):
+    if value is None:
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "n/a"
+        if name in _PERCENT_LABELS:
+            return f"{100.0 * value:.2f}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _format_auroc(result):
+    auroc = _format_value("auroc", result["auroc"])
+    low, high = result.get("auroc_ci_low"), result.get("auroc_ci_high")
+    if auroc == "n/a" or low is None or high is None:
+        return auroc
+    if math.isnan(low) or math.isnan(high):
+        return auroc
+    return f"{auroc} ({100.0 * low:.2f}-{100.0 * high:.2f})"
+
+
+def format_metrics_table(results, metrics=DEFAULT_TABLE_METRICS):
+    """Metrics of several models as a text table, one column per model.
+
+    The layout of a paper's results table: rows are metrics, columns are
+    models. Rate metrics (accuracy, balanced accuracy, precision, recall,
+    specificity, F1, AUROC) are shown in percent with 2 decimals; the AUROC
+    cell carries its confidence interval, `"93.10 (90.02-96.18)"`, when the
+    result has `auroc_ci_low`/`auroc_ci_high` (from `evaluate_classifier`).
+    Counts are shown as integers, other floats with 4 decimals, undefined
+    values (NaN or None) as `n/a`. The output is a Markdown pipe table,
+    padded so it is also readable as plain text.
+
+    Args:
+        results: `{model name: metrics dict}`, e.g. outputs of
+            `evaluate_classifier`; columns follow the dict's order.
+        metrics: metric keys to show, as rows, in this order.
+
+    Returns:
+        The table as a string (no trailing newline).
+
+    Raises:
+        ValueError: no models or no metrics.
+        KeyError: a model's dict lacks a requested metric.
+    """
+    if not results:
+        raise ValueError("format_metrics_table needs at least one model.")
+    metrics = tuple(metrics)
+    if not metrics:
+        raise ValueError("format_metrics_table needs at least one metric.")
+    models = list(results)
+    ci_level = None
+    for model in models:
+        for metric in metrics:
+            if metric not in results[model]:
+                raise KeyError(f"Model {model!r} has no metric {metric!r}.")
+        ci_level = ci_level or results[model].get("ci_level")
+
+    rows = []
+    for metric in metrics:
+        label = _PERCENT_LABELS.get(metric, metric)
+        if metric == "auroc" and ci_level is not None:
+            label = f"AUROC (%) [{100.0 * ci_level:g}% CI]"
+        cells = []
+        for model in models:
+            if metric == "auroc":
+                cells.append(_format_auroc(results[model]))
+            else:
+                cells.append(_format_value(metric, results[model][metric]))
+        rows.append([label, *cells])
+
+    header = ["Metric", *models]
+    widths = [
+        max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))
+    ]
+
+    def line(cells):
+        padded = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])

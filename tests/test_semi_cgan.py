@@ -1,0 +1,179 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gan_zoo
+from gan_zoo.layers.spectral_norm import SpectralConv2D
+from gan_zoo.metrics import binary_metrics
+from gan_zoo.models.semi_cgan import SemiSupervisedCGAN, generator_sizes
+
+
+def tiny(**overrides):
+    return SemiSupervisedCGAN(**{"width": 0.125, "latent_dim": 16, **overrides})
+
+
+def test_paper_architecture_at_width_1():
+    gan = SemiSupervisedCGAN(width=1)
+    d, g = gan.discriminator, gan.generator
+    convs = [d.get_layer(f"conv{i}") for i in range(1, 6)]
+    assert [c.filters for c in convs] == [64, 128, 192, 256, 320]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    # Spectral norm on all convolutions but the first and the last.
+    assert [isinstance(c, SpectralConv2D) for c in convs] == [False, True, True, True, False]
+    assert not any("Pool" in type(layer).__name__ for layer in d.layers)
+    assert all(
+        layer.negative_slope == pytest.approx(0.2)
+        for layer in d.layers if isinstance(layer, keras.layers.LeakyReLU)
+    )
+    assert len(d.inputs) == 1  # the discriminator is not given the class
+    assert d.output["real_fake"].shape == (None, 1) and d.output["class"].shape == (None, 2)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers)
+
+    deconvs = [g.get_layer(f"deconv{i}") for i in range(1, 6)]
+    assert [c.filters for c in deconvs] == [256, 192, 128, 64, 3]
+    assert all(c.kernel_size == (3, 3) for c in deconvs)
+    assert [c.output.shape[1] for c in deconvs] == [3, 7, 13, 25, 50]
+    assert len([x for x in g.layers if isinstance(x, keras.layers.ReLU)]) == 4
+    assert g.input_shape == [(None, 100), (None,)]
+
+    assert gan.default_training() == {"epochs": 200, "batch_size": 128, "constant_epochs": 100}
+    assert gan.g_optimizer is None
+    gan.compile()
+    assert float(gan.d_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
+    assert (gan.d_optimizer.beta_1, gan.d_optimizer.beta_2) == (0.5, 0.999)
+
+
+def test_width_multiplies_filters_and_sizes_are_checked():
+    assert tiny(width=2).discriminator.get_layer("conv5").filters == 640
+    assert generator_sizes(50) == [1, 3, 7, 13, 25, 50]
+    with pytest.raises(ValueError, match="49 to 56"):
+        SemiSupervisedCGAN(image_size=64)
+
+
+def test_unlabelled_images_do_not_train_the_class_head():
+    gan = tiny(fake_class_loss_weight=0.0)
+    gan.compile()
+    head = gan.discriminator.get_layer("class").kernel
+    before = head.numpy().copy()
+    images = tf.random.uniform((8, 50, 50, 3), -1, 1, seed=0)
+    logs = gan.train_on_batch(images, tf.fill([8], -1), return_dict=True)
+    np.testing.assert_array_equal(before, head.numpy())
+    assert logs["class_loss"] == 0.0
+    gan.train_on_batch(images, tf.constant([0, 1, -1, -1, 0, 1, -1, -1]))
+    assert not np.allclose(before, head.numpy())
+
+
+def test_class_loss_is_normalised_by_labelled_count():
+    gan = tiny(class_weights=[1.0, 3.0])
+    logits = tf.constant([[2.0, 0.0], [0.0, 1.0], [5.0, 5.0], [1.0, -1.0]])
+    labels = tf.constant([0, 1, -1, 1])
+    loss, local = gan._class_loss_of_labelled(logits, labels)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits([0, 1, 1], tf.gather(logits, [0, 1, 3])).numpy()
+    expected = (ce[0] * 1.0 + ce[1] * 3.0 + ce[2] * 3.0) / 3  # 3 labelled images
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(local) == pytest.approx(expected, rel=1e-6)
+
+
+def test_classifier_shares_the_discriminator():
+    gan = tiny()
+    classifier = gan.classifier()
+    images = tf.random.uniform((3, 50, 50, 3), seed=1)
+    probabilities = classifier(images).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    expected = tf.nn.softmax(gan.discriminator(images * 2 - 1)["class"]).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    assert classifier.get_layer("discriminator") is gan.discriminator
+
+
+def _two_class_patches(n, seed):
+    """Class 1: a dark blob in the centre; class 0: a flat texture."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    yy, xx = np.mgrid[:50, :50]
+    blob = np.exp(-((yy - 25) ** 2 + (xx - 25) ** 2) / 120.0)[..., None]
+    images = 0.3 * rng.standard_normal((n, 50, 50, 3)) + 0.4
+    images -= 1.2 * labels[:, None, None, None] * blob
+    return np.clip(images, -1, 1).astype(np.float32), labels.astype(np.int32)
+
+
+def test_learns_from_ten_percent_of_labels():
+    keras.utils.set_random_seed(0)
+    images, labels = _two_class_patches(512, seed=0)
+    partial = np.where(np.arange(512) % 10 == 0, labels, -1)  # 10% labelled
+    gan = tiny(width=0.25)
+    gan.compile()
+    dataset = tf.data.Dataset.from_tensor_slices((images, partial)).batch(64, drop_remainder=True)
+    gan.fit(dataset, epochs=3, verbose=0, shuffle=False)
+    test_images, test_labels = _two_class_patches(256, seed=1)
+    scores = gan.classifier().predict((test_images + 1) / 2, verbose=0)[:, 1]
+    assert binary_metrics(test_labels, scores)["auroc"] > 0.9
+
+
+class DataNoiseCGAN(SemiSupervisedCGAN):
+    """Noise derived from each example, so one device and two replicas agree."""
+
+    def unpack(self, data):
+        images, labels = super().unpack(data)
+        flat = tf.reshape(images, [tf.shape(images)[0], -1])
+        self._z = tf.tanh(3.0 * flat[:, : self.latent_dim])
+        self._alpha = tf.reshape(tf.sigmoid(flat[:, 0]), [-1, 1, 1, 1])
+        self._fake_labels = tf.cast(flat[:, 1] > 0, tf.int32)
+        return images, labels
+
+    def sample_latent(self, batch_size, stream=0):
+        return self._z
+
+    def sample_labels(self, batch_size, stream=1):
+        return self._fake_labels
+
+    def random_uniform(self, shape, stream, minval=0.0, maxval=1.0):
+        return self._alpha
+
+
+def test_mirrored_step_with_uneven_labels_equals_single_device():
+    images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
+    # Replica 0 gets 3 labelled images, replica 1 gets 1: the class loss
+    # must be normalised by the 4 labelled images of the global batch.
+    labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
+    dataset = tf.data.Dataset.from_tensors((images, labels))
+
+    def sgd():
+        return keras.optimizers.SGD(0.1)
+
+    single = DataNoiseCGAN(width=0.125, latent_dim=16)
+    single.compile(sgd(), sgd())
+    start = [v.numpy() for v in single.weights]
+    single_logs = single.fit(dataset, epochs=1, verbose=0).history
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mirrored = DataNoiseCGAN(width=0.125, latent_dim=16)
+        mirrored.compile(sgd(), sgd())
+    for variable, value in zip(mirrored.weights, start):
+        variable.assign(value)
+    mirrored_logs = mirrored.fit(dataset, epochs=1, verbose=0).history
+    for a, b in zip(single.weights, mirrored.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert single_logs["d_loss"][0] == pytest.approx(mirrored_logs["d_loss"][0], abs=1e-5)
+
+
+def test_round_trip_and_export(tmp_path):
+    gan = gan_zoo.load("semi_cgan", width=0.125, latent_dim=16)
+    gan.compile()
+    gan.train_on_batch(tf.zeros((4, 50, 50, 3)), tf.constant([0, 1, -1, 0]))
+    gan.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.get_config() == gan.get_config()
+    assert int(loaded.d_optimizer.iterations) == 1
+    np.testing.assert_array_equal(loaded.generate(labels=[0, 1], seed=3), gan.generate(labels=[0, 1], seed=3))
+
+    assert sorted(gan_zoo.export(gan, tmp_path / "sm")) == ["classify", "generate"]
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    images = tf.random.uniform((2, 50, 50, 3), seed=2)
+    np.testing.assert_allclose(
+        served.signatures["classify"](images=images)["probabilities"].numpy(),
+        gan.classifier()(images).numpy(), atol=1e-6,
+    )
+    z = gan.latent(2, seed=0)
+    out = served.signatures["generate"](z=z, labels=tf.constant([1, 0]))["images"]
+    np.testing.assert_allclose(out.numpy(), gan.generate(z=z, labels=[1, 0]), atol=1e-6)
