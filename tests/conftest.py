@@ -18,6 +18,19 @@ tf.config.set_logical_device_configuration(
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several strategy objects in one process reuse collective-op instance keys
+    and then fail with "Shape mismatch in the collective instance", so every
+    test shares this one.
+    """
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
 @pytest.fixture
 def shared_data():
     """Path to ../shared/data; skips the test when it is absent."""

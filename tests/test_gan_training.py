@@ -10,9 +10,6 @@ import tensorflow as tf
 from gan_zoo.models.dcgan import DCGAN
 from gan_zoo.training.checkpoint import NonFiniteLossError, TrainingCheckpoint
 
-CPUS = ["/cpu:0", "/cpu:1"]
-
-
 def tiny(**overrides):
     config = dict(image_size=16, base_filters=4, latent_dim=8)
     config.update(overrides)
@@ -50,7 +47,7 @@ def sgd():
     return keras.optimizers.SGD(0.1)
 
 
-def test_mirrored_step_equals_single_device_step():
+def test_mirrored_step_equals_single_device_step(mirrored):
     images = tf.random.stateless_uniform((8, 16, 16, 3), [1, 2], -1, 1)
     dataset = tf.data.Dataset.from_tensors(images)
 
@@ -59,9 +56,7 @@ def test_mirrored_step_equals_single_device_step():
     start = weights_of(single)
     single_logs = single.fit(dataset, epochs=1, verbose=0).history
 
-    strategy = tf.distribute.MirroredStrategy(CPUS)
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
+    with mirrored.scope():
         mirrored = DataNoiseDCGAN(image_size=16, base_filters=4, latent_dim=8)
         mirrored.compile(sgd(), sgd())
     for variable, value in zip(mirrored.weights, start):
@@ -77,8 +72,8 @@ def test_mirrored_step_equals_single_device_step():
         assert single_logs[name][0] == pytest.approx(mirrored_logs[name][0], abs=1e-5)
 
 
-def test_random_stream_differs_per_replica_and_repeats_per_step():
-    strategy = tf.distribute.MirroredStrategy(CPUS)
+def test_random_stream_differs_per_replica_and_repeats_per_step(mirrored):
+    strategy = mirrored
     with strategy.scope():
         gan = tiny()
 

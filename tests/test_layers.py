@@ -451,8 +451,8 @@ def test_spectral_norm_keeps_float32_kernel_under_mixed_bfloat16():
         keras.mixed_precision.set_global_policy(previous)
 
 
-def test_spectral_conv_trains_under_mirrored_strategy():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_spectral_conv_trains_under_mirrored_strategy(mirrored):
+    strategy = mirrored
     with strategy.scope():
         conv = gl.SpectralConv2D(4, 3, padding="same")
         inputs = keras.Input((6, 6, 3))
