@@ -25,7 +25,7 @@ import time
 
 import tensorflow as tf
 
-from gan_zoo.data import idc
+from gan_zoo.data import idc, idc_tfds
 from gan_zoo.data.pipeline import training_stream
 
 
@@ -85,10 +85,10 @@ def main(argv=None):
         elif source == "tfds":
             tfds_dir = args.tfds_dir or pathlib.Path(tempfile.mkdtemp(prefix="idc_tfds_"))
             start = time.perf_counter()
-            builder = idc.idc_tfds_builder(tfds_dir, manual_dir=args.data_dir)
+            builder = idc_tfds.idc_tfds_builder(tfds_dir, manual_dir=args.data_dir)
             builder.download_and_prepare()
             extra["prepare_seconds"] = time.perf_counter() - start
-            stream = training_stream(idc.load_idc_tfds(tfds_dir, manual_dir=args.data_dir), **common)
+            stream = training_stream(idc_tfds.load_idc_tfds(tfds_dir, manual_dir=args.data_dir), **common)
         else:
             raise SystemExit(f"unknown source {source!r}")
         rows = time_epochs(stream, args.epochs)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from gan_zoo.data import idc
+from gan_zoo.data import idc, idc_tfds
 
 # (patient, label, x, y, height, width)
 PATCHES = [
@@ -47,17 +47,17 @@ def _examples(ds):
 @pytest.fixture(scope="module")
 def raw_dir(tmp_path_factory, idc_folder):
     data_dir = tmp_path_factory.mktemp("tfds")
-    idc.idc_tfds_builder(data_dir, manual_dir=idc_folder)
+    idc_tfds.idc_tfds_builder(data_dir, manual_dir=idc_folder)
     return data_dir
 
 
 def test_raw_round_trip(raw_dir):
-    builder = idc.idc_tfds_builder(raw_dir)  # prepared: no manual_dir needed
+    builder = idc_tfds.idc_tfds_builder(raw_dir)  # prepared: no manual_dir needed
     assert builder.name == "idc" and str(builder.version) == "1.0.0"
     assert builder.info.splits["full"].num_examples == len(PATCHES)
     assert builder.info.features["label"].names == ["healthy", "idc"]
 
-    examples = _examples(idc.load_idc_tfds(raw_dir, with_coordinates=True))
+    examples = _examples(idc_tfds.load_idc_tfds(raw_dir, with_coordinates=True))
     expected = _expected()
     assert len(examples) == len(PATCHES)
     for ex in examples:
@@ -71,10 +71,10 @@ def test_raw_round_trip(raw_dir):
 
 
 def test_patient_filter(raw_dir):
-    examples = _examples(idc.load_idc_tfds(raw_dir, patients={"200", "999"}))
+    examples = _examples(idc_tfds.load_idc_tfds(raw_dir, patients={"200", "999"}))
     assert sorted(ex["patient"] for ex in examples) == [b"200", b"200"]
     assert set(examples[0]) == {"image", "label", "patient"}
-    assert _examples(idc.load_idc_tfds(raw_dir, patients=[])) == []
+    assert _examples(idc_tfds.load_idc_tfds(raw_dir, patients=[])) == []
 
 
 def test_read_only_without_builder_code(raw_dir):
@@ -83,7 +83,7 @@ def test_read_only_without_builder_code(raw_dir):
 
 
 def test_pad50_config(tmp_path, idc_folder):
-    ds = idc.load_idc_tfds(tmp_path, config="pad50", manual_dir=idc_folder,
+    ds = idc_tfds.load_idc_tfds(tmp_path, config="pad50", manual_dir=idc_folder,
                            with_coordinates=True)
     expected = _expected()
     for ex in _examples(ds):
@@ -100,7 +100,7 @@ def test_build_from_zip_in_manual_dir(tmp_path, idc_folder):
     with zipfile.ZipFile(manual / idc.IDC_ZIP_NAME, "w") as zf:
         for f in sorted(idc_folder.rglob("*.png")):
             zf.write(f, f"{idc.IDC_TOP_FOLDER}/{f.relative_to(idc_folder).as_posix()}")
-    examples = _examples(idc.load_idc_tfds(tmp_path / "tfds", manual_dir=manual))
+    examples = _examples(idc_tfds.load_idc_tfds(tmp_path / "tfds", manual_dir=manual))
     assert sorted(ex["patient"] for ex in examples) == sorted(
         p[0].encode() for p in PATCHES)
     assert not (manual / idc.IDC_TOP_FOLDER).exists()  # read in place
@@ -108,14 +108,14 @@ def test_build_from_zip_in_manual_dir(tmp_path, idc_folder):
 
 def test_not_prepared_without_manual_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="manual_dir"):
-        idc.load_idc_tfds(tmp_path)
+        idc_tfds.load_idc_tfds(tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_build_from_real_idc(tmp_path, shared_data):
-    builder = idc.idc_tfds_builder(tmp_path, manual_dir=shared_data / "idc")
+    builder = idc_tfds.idc_tfds_builder(tmp_path, manual_dir=shared_data / "idc")
     assert builder.info.splits["full"].num_examples == 16766
     validation = idc.CRUZ_ROA_VALIDATION_PATIENTS
-    count = sum(1 for _ in idc.load_idc_tfds(tmp_path, patients=validation))
+    count = sum(1 for _ in idc_tfds.load_idc_tfds(tmp_path, patients=validation))
     assert count == 4217

@@ -16,7 +16,7 @@ Configs:
 Split: a single split "full" (TFDS reserves the name "all", which reads the
 union of all splits, so `split="all"` reads it as well). Patient-level train / validation / test splits
 are made at load time by filtering on `patient` (see
-`gan_zoo.data.idc.load_idc_tfds` and `idc_split`), because TFDS splits are
+`gan_zoo.data.idc_tfds.load_idc_tfds` and `idc_split`), because TFDS splits are
 fixed at build time while patient splits are a choice of the experiment
 (cruz_roa or seeded random ones, k folds).
 

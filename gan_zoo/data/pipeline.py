@@ -30,10 +30,10 @@ import json
 import logging
 import os
 import sys
-from typing import Sequence
 
 import tensorflow as tf
 
+from gan_zoo.data.decode import decode_file, error_message, find_unreadable_files
 from gan_zoo.data.image_folder import ImageFolder, ImageRecord
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,6 @@ _FIXED_GRAPH_SEED = 20240607
 # "image/filename"); used only to name the file in error messages.
 _NAME_KEYS = ("path", "filename", "image/filename", "file_name")
 
-_MAGIC = {
-    "png": b"\x89PNG\r\n\x1a\n",
-    "jpeg": b"\xff\xd8\xff",
-    "gif": b"GIF8",
-    "bmp": b"BM",
-}
-_PNG_END = b"IEND\xaeB`\x82"
-_JPEG_END = b"\xff\xd9"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,28 +264,6 @@ def evaluation_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def find_unreadable_files(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Test-decodes files with TensorFlow's decoder, in parallel.
-
-    Unlike Pillow-based `verify_images`, this checks exactly what the
-    pipeline will do (e.g. TIFF opens in Pillow but not here).
-
-    Returns:
-        `(path, reason)` for each file that cannot be read or decoded.
-    """
-    if not paths:
-        return []
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), tf.string))
-    dataset = dataset.map(
-        lambda path: (path, _decode_file(path)[1]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    dataset = dataset.filter(lambda path, ok: tf.logical_not(ok))
-    dataset = dataset.map(lambda path, ok: (path, _diagnose(path)))
-    return [(path.decode(), reason.decode()) for path, reason in dataset.as_numpy_iterator()]
-
-
 # ---------------------------------------------------------------- options
 
 
@@ -364,86 +334,7 @@ def _log_skipped(skipped):
     logger.warning("Skipped %d unreadable image file(s):\n%s", len(skipped), listing)
 
 
-# ---------------------------------------------------------------- decoding
-
-
-def _attempt(fn, arg, fallback):
-    """Returns `(fn(arg), True)`, or `(fallback, False)` if `fn` fails.
-
-    A failing op inside a dataset function cannot be caught with try/except.
-    Running it in a one-element dataset with `ignore_errors` and appending a
-    fallback element does catch it, in graph, and keeps the file name in hand
-    for the error message.
-    """
-    attempt = tf.data.Dataset.from_tensors(arg).map(lambda a: (fn(a), tf.constant(True)))
-    backup = tf.data.Dataset.from_tensors((fallback, tf.constant(False)))
-    return attempt.ignore_errors().concatenate(backup).take(1).get_single_element()
-
-
-def _decode_file(path):
-    """Reads and decodes one image file: `(uint8 [H, W, C], ok)`, never fails."""
-
-    def decode(p):
-        data = tf.io.read_file(p)
-        return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
-
-    return _attempt(decode, path, tf.zeros([1, 1, 1], tf.uint8))
-
-
-def _diagnose(path):
-    """Says, as a string tensor, why `path` could not be decoded."""
-    data, readable = _attempt(tf.io.read_file, path, tf.constant(b""))
-    length = tf.strings.length(data)
-    # Zero-pad so that slicing the header never runs past a short file.
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 12), b"\0" * 12]), 0, 12)
-
-    def tail(n):
-        return tf.strings.substr(data, tf.maximum(length - n, 0), n)
-
-    is_png = tf.equal(tf.strings.substr(head, 0, 8), _MAGIC["png"])
-    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), _MAGIC["jpeg"])
-    is_webp = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
-        tf.equal(tf.strings.substr(head, 8, 4), b"WEBP"),
-    )
-    known = tf.reduce_any(
-        tf.stack(
-            [
-                is_png,
-                is_jpeg,
-                is_webp,
-                tf.equal(tf.strings.substr(head, 0, 4), _MAGIC["gif"]),
-                tf.equal(tf.strings.substr(head, 0, 2), _MAGIC["bmp"]),
-            ]
-        )
-    )
-    # First matching reason wins, so list them from most to least specific.
-    reasons = [
-        (tf.logical_not(readable), "the file cannot be read (missing, or no permission)"),
-        (tf.equal(length, 0), "the file is empty"),
-        (tf.logical_not(known), "unrecognised format: not a JPEG, PNG, GIF, BMP or WebP file"),
-        (
-            tf.logical_and(is_png, tf.not_equal(tail(8), _PNG_END)),
-            "truncated PNG: the IEND chunk that ends a PNG file is missing",
-        ),
-        (
-            tf.logical_and(is_jpeg, tf.not_equal(tail(2), _JPEG_END)),
-            "truncated JPEG: the end-of-image marker is missing",
-        ),
-    ]
-    reason = tf.constant("corrupt image data: the decoder rejected it")
-    for condition, text in reversed(reasons):
-        reason = tf.where(condition, tf.constant(text), reason)
-    return reason
-
-
-def _error_message(path, ok, advice=""):
-    # Built only on failure: the diagnosis re-reads the file.
-    return tf.cond(
-        ok,
-        lambda: tf.constant(""),
-        lambda: tf.strings.join(["Cannot decode image file ", path, ": ", _diagnose(path), advice]),
-    )
+# ---------------------------------------------------------------- loading
 
 
 def _load_file(path, prep, skip=False):
@@ -452,11 +343,11 @@ def _load_file(path, prep, skip=False):
     With `skip=False`, an unreadable file raises an error naming it; with
     `skip=True` it gives `ok=False` and prints a warning naming it.
     """
-    image, ok = _decode_file(path)
+    image, ok = decode_file(path)
     if skip:
 
         def warn():
-            message = _error_message(path, ok, "; skipping it.")
+            message = error_message(path, ok, "; skipping it.")
             printed = tf.print("WARNING gan_zoo.data:", message, output_stream=sys.stderr)
             with tf.control_dependencies([printed]):
                 return tf.constant(False)
@@ -467,7 +358,7 @@ def _load_file(path, prep, skip=False):
             ". Find all bad files with gan_zoo.data.image_folder.scan_image_folder("
             'root, verify=True), or pass on_error="skip".'
         )
-        checks = [tf.debugging.Assert(ok, [_error_message(path, ok, advice)], summarize=1)]
+        checks = [tf.debugging.Assert(ok, [error_message(path, ok, advice)], summarize=1)]
     with tf.control_dependencies(checks):
         # A skipped file's placeholder gets the target size, so that
         # size_policy="error" does not complain about it before it is dropped.
