@@ -14,7 +14,6 @@ status 2. TensorFlow is imported only by the subcommands that need it, so
 import argparse
 import ast
 import dataclasses
-import json
 import math
 import pathlib
 import shutil
@@ -296,12 +295,6 @@ def _training_length(args, gan):
     return int(epochs), int(batch_size)
 
 
-def _jsonable(value):
-    """`value` as it reads back from JSON (tuples become lists), so that
-    `start_run` can compare it with a previous run's `config.json`."""
-    return json.loads(json.dumps(value, default=str))
-
-
 def _cmd_train(args):
     overrides = parse_overrides(args.set)  # before the registry imports TensorFlow
     spec = _spec(args.model)
@@ -346,7 +339,7 @@ def _cmd_train(args):
 
     options = argparse.Namespace(
         model=args.model,
-        model_config=_jsonable(config),
+        model_config=config,
         data_dir=str(data.path),
         layout=data.layout,
         classes=list(data.class_names),
