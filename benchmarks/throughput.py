@@ -22,7 +22,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
-import ast  # noqa: E402
 import datetime  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -38,10 +37,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from gan_zoo import registry  # noqa: E402
+from gan_zoo.cli import UsageError, parse_overrides, parse_value, positive_int  # noqa: E402
 from gan_zoo.models.gan import GAN, set_precision  # noqa: E402
+from gan_zoo.options import PRECISIONS  # noqa: E402
 from gan_zoo.training.distribute import get_strategy  # noqa: E402
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 FLOP_METHODS = ("profiler", "analytic")
 # Op types whose FLOPs are matrix-multiply work (what the matmul peak measures).
 MATMUL_OPS = (
@@ -59,34 +59,24 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_b
 
 
 # ------------------------------------------------------------------ options
+# --set and --sweep values are parsed as `gan-zoo train --set` parses them
+# (gan_zoo.cli.parse_value: Python literals, true/false/none, else strings).
 def parse_assignment(text):
-    """"KEY=VALUE" -> (key, value); VALUE is a Python literal or a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), _literal(value.strip())
+    """"KEY=VALUE" -> (key, value), as one `gan-zoo --set`."""
+    try:
+        ((key, value),) = parse_overrides([text]).items()
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return key, value
 
 
 def parse_sweep(text):
-    """"KEY=V1,V2,..." -> (key, [values])."""
+    """"KEY=V1,V2,..." -> (key, [values]); each value as a `--set` value."""
     key, sep, values = text.partition("=")
-    if not sep or not key or not values:
+    key = key.strip()
+    if not sep or not key.isidentifier() or not values.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,..., got {text!r}")
-    return key.strip(), [_literal(v.strip()) for v in values.split(",")]
-
-
-def _literal(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+    return key, [parse_value(v) for v in values.split(",")]
 
 
 def parse_args(argv=None):
@@ -97,11 +87,13 @@ def parse_args(argv=None):
                         help="registry names (default: every registered model)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         type=parse_assignment, metavar="KEY=VALUE",
-                        help="config override for every model (repeatable)")
+                        help="config override for every model (repeatable); VALUE "
+                             "as in `gan-zoo train --set`: a Python literal, "
+                             "true/false/none, else a string")
     parser.add_argument("--sweep", action="append", default=[], type=parse_sweep,
                         metavar="KEY=V1,V2",
                         help="benchmark every value of KEY; several sweeps form a grid")
-    parser.add_argument("--batch-size", type=_positive_int,
+    parser.add_argument("--batch-size", type=positive_int,
                         help="global batch (default: the model's default_training())")
     parser.add_argument("--precision", action="append", choices=PRECISIONS,
                         help="Keras dtype policy; repeat to compare (default float32)")
@@ -112,14 +104,14 @@ def parse_args(argv=None):
                         help="no XLA (the default)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="tf.distribute strategy of the timed runs")
-    parser.add_argument("--warmup", type=_positive_int, default=5,
+    parser.add_argument("--warmup", type=positive_int, default=5,
                         help="untimed steps first (at least 2: the first one, through "
                              "fit(), traces and compiles)")
-    parser.add_argument("--steps", type=_positive_int, default=20, help="timed steps")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed steps")
     parser.add_argument("--flops", choices=FLOP_METHODS, default="profiler",
                         help="FLOP counting method; 'profiler' falls back to "
                              "'analytic' when the profiler fails")
-    parser.add_argument("--matmul-size", type=_positive_int, default=4096,
+    parser.add_argument("--matmul-size", type=positive_int, default=4096,
                         help="side of the square matmul that measures peak")
     parser.add_argument("--matmul-seconds", type=float, default=3.0,
                         help="time to spend timing each peak matmul dtype")
@@ -368,12 +360,16 @@ def analytic_flops(model, task, batch_size):
     - classifier: forward + weight and input gradients of the network;
     - GAN (the alternating step of Goodfellow et al.): the D update runs G
       forward and D forward + backward on the real and the fake batch; each
-      of the `g_updates_per_d` (default 1) G updates runs G forward +
-      backward and D forward + input gradients.
+      of the model's `g_updates_per_d` G updates (DCGAN's default is 2; a
+      GAN without that attribute counts as 1) runs G forward + backward and
+      D forward + input gradients.
 
     Element-wise work (batch norm, activations, optimizer updates) is left
-    out; a GAN whose train_step differs (gradient penalty, several critic
-    steps) is not described by this schedule: use the profiler.
+    out. A GAN whose train_step differs from this schedule is undercounted:
+    a gradient penalty's second backward pass (through D's input gradients)
+    is not counted (semi_cgan, batch 128: profiler 175 GFLOP per step,
+    analytic 117), nor are extra critic steps. For such models the
+    profiler's count is the authoritative one.
     """
     if task == "classifier":
         forward, first = network_flops(model)

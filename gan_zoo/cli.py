@@ -22,8 +22,8 @@ import textwrap
 import time
 
 import gan_zoo
+from gan_zoo.options import PRECISIONS, STRATEGIES
 from gan_zoo.registry import TASKS
-from gan_zoo.training.options import PRECISIONS, STRATEGIES
 
 PROG = "gan-zoo"
 EXIT_USAGE = 2
@@ -60,7 +60,8 @@ def _message(error):
     return str(error)
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type of a positive integer (also used by benchmarks/throughput.py)."""
     try:
         value = int(text)
     except ValueError:
@@ -116,11 +117,38 @@ def _resolve_config(name, overrides):
         raise UsageError(_message(error)) from None
 
 
+def _raised_by(error, modules):
+    """Whether `error` was raised by code of `modules` (names or packages).
+
+    Looks at the innermost frame of its traceback: the code that raised it.
+    """
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    raiser = tb.tb_frame.f_globals.get("__name__", "")
+    return any(raiser == m or raiser.startswith(m + ".") for m in modules)
+
+
 def _build(name, config):
-    """Builds a registered model; a config the builder rejects is a user error."""
+    """Builds a registered model from a config `_resolve_config` has checked.
+
+    The registry has already rejected unknown names and keys (as user errors).
+    What is left for the builder to reject are invalid values, which the
+    zoo's constructors check themselves with `raise ValueError(...)`
+    (`variant must be one of ...`). Only such a ValueError, one whose
+    innermost frame is in gan_zoo or in the builder's own module, becomes a
+    one-line user error. A ValueError from inside Keras, TensorFlow or NumPy,
+    and any other exception type, is a bug or an unchecked combination of
+    options: it propagates with its traceback.
+    """
+    spec = _spec(name)
     try:
         return gan_zoo.load(name, **config)
-    except (TypeError, ValueError) as error:
+    except ValueError as error:
+        if not _raised_by(error, ("gan_zoo", spec.builder.__module__)):
+            raise
         raise UsageError(f"Cannot build {name!r} with this config: {_message(error)}") from None
 
 
@@ -411,7 +439,11 @@ def _cmd_train(args):
 
 
 def _sample_labels(text, n, model):
-    """Labels for `generate`: parsed from --labels, else classes in equal blocks."""
+    """Labels for `generate`: parsed from --labels, else classes in equal blocks.
+
+    Blocks (0,0,1,1), not `GAN.generate`'s cycle (0,1,0,1), because the grid
+    is filled row by row: blocks give each class whole rows of the grid.
+    """
     import numpy as np
 
     if text is None:
@@ -434,20 +466,10 @@ def _sample_labels(text, n, model):
     return np.asarray(labels, np.int32)
 
 
-def _write_image(path, image):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-    if pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
-    Image.fromarray(pixels).save(path)
-
-
 def _cmd_sample(args):
     import numpy as np
 
-    from gan_zoo.training.callbacks import save_image_grid
+    from gan_zoo.training.callbacks import save_image, save_image_grid
 
     out = pathlib.Path(args.out)
     as_grid = out.suffix.lower() in _IMAGE_SUFFIXES and not out.is_dir()
@@ -468,7 +490,7 @@ def _cmd_sample(args):
         for i, image in enumerate(images):
             tag = "" if labels is None else f"-class{int(labels[i])}"
             path = out / f"sample-{i:04d}{tag}.{args.format}"
-            _write_image(path, image)
+            save_image(path, image)
             written.append(path)
         npy = out / "images.npy"
     if args.npy:
@@ -600,10 +622,10 @@ def build_parser():
     p.add_argument("--conditional", action="store_true",
                    help="train a class-conditional GAN: sets num_classes to the number "
                    "of classes in the data (for models with a num_classes option)")
-    p.add_argument("--epochs", type=_positive_int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="total training epochs (default: the model's paper default, "
                    "from default_training())")
-    p.add_argument("--batch-size", type=_positive_int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="global batch size (default: the model's paper default)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights, data order and training noise")
@@ -618,7 +640,7 @@ def build_parser():
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="tf.distribute strategy: 'auto' mirrors over several GPUs, "
                    "else one device")
-    p.add_argument("--sample-every", type=_positive_int, default=1,
+    p.add_argument("--sample-every", type=positive_int, default=1,
                    help="epochs between sample grids (one is always saved at the end)")
     p.set_defaults(handler=_cmd_train)
 
@@ -631,16 +653,18 @@ def build_parser():
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT.keras",
                    help="a model saved by `gan-zoo train` (or model.save)")
-    p.add_argument("--n", type=_positive_int, default=16, help="number of images")
+    p.add_argument("--n", type=positive_int, default=16, help="number of images")
     p.add_argument("--labels", default=None, metavar="L1,L2,...",
                    help="class of each image for a conditional GAN: one label for "
-                   "all images, or N comma-separated labels (default: the classes "
-                   "in equal blocks)")
+                   "all images, or N comma-separated labels (default: the classes in "
+                   "equal consecutive blocks, e.g. 0,0,1,1 for --n 4, so that a grid "
+                   "whose --rows is a multiple of the number of classes and divides --n "
+                   "shows each class in whole rows)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the latent vectors (the same seed gives the same images)")
     p.add_argument("--out", required=True, metavar="FILE.png|DIR",
                    help="a .png (or .jpg) file for one grid, or a folder for one file per image")
-    p.add_argument("--rows", type=_positive_int, default=None,
+    p.add_argument("--rows", type=positive_int, default=None,
                    help="rows of the grid (default: about the square root of N)")
     p.add_argument("--format", choices=IMAGE_FORMATS, default="png",
                    help="file format of the individual images when --out is a folder")

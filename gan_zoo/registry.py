@@ -39,7 +39,16 @@ TASKS = ("generator", "classifier")
 
 
 def register_model(name, builder, config, citation, description, task="generator"):
-    """Registers a model so `gan_zoo.load(name)` can build it."""
+    """Registers a model so `gan_zoo.load(name)` can build it.
+
+    Args:
+        name: registry name; registering another builder under it is an error.
+        builder: callable taking the config as keyword arguments.
+        config: paper-default configuration (every overridable key).
+        citation: the paper the model follows.
+        description: one line for `gan-zoo list`.
+        task: "generator" or "classifier".
+    """
     if name in _REGISTRY and _REGISTRY[name].builder is not builder:
         raise ValueError(f"A model named {name!r} is already registered.")
     if task not in TASKS:

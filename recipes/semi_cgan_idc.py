@@ -8,6 +8,9 @@ layout (rows = metrics, columns = models), writes metrics.json, ROC curves,
 confusion matrices and sample grids (one row per class).
 
 Splits (always by patient):
+- auto (default): cruz_roa when the data holds any of its listed patients
+  (the real IDC release), else random (e.g. the demo data); the choice is
+  printed and recorded in metrics.json.
 - cruz_roa: the literature split. When its 49 test patients are absent (as in
   the Kaggle copy), its 29 validation patients become the test set and a
   seeded 15% of the remaining patients become the validation set.
@@ -46,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=float, default=1, help="the paper's width multiplier omega (1, 2 or 4)")
     parser.add_argument("--labelled-fraction", type=float, default=1.0,
                         help="fraction of training patches whose label is used")
-    parser.add_argument("--split", choices=("cruz_roa", "random"), default="cruz_roa",
+    parser.add_argument("--split", choices=("auto", "cruz_roa", "random"), default="auto",
                         help="patient split (see the description)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
     parser.add_argument("--baselines", default="cruz_roa_cnn,small_cnn",
@@ -64,9 +67,13 @@ def parse_args(argv=None):
 
 def patient_split(dataset, scheme, seed):
     """{"train", "validation", "test"} -> patients, and a note on how."""
+    if scheme == "auto":
+        listed = idc.CRUZ_ROA_VALIDATION_PATIENTS | idc.CRUZ_ROA_TEST_PATIENTS
+        scheme = "cruz_roa" if listed & set(dataset.patients) else "random"
+        print(f"--split auto: using the {scheme} patient split.")
     split = idc.idc_split(dataset, scheme=scheme, seed=seed)
     if scheme == "random" or split["test"]:
-        return dict(split), f"{scheme} patient split"
+        return _checked(dict(split), scheme), f"{scheme} patient split"
     patches = dataset.patches_of(split["train"])
     carved = split_by_group(
         [p.patient for p in patches], {"train": 0.85, "validation": 0.15},
@@ -76,7 +83,18 @@ def patient_split(dataset, scheme, seed):
         "cruz_roa: its 49 test patients are absent, so its 29 validation patients "
         "are the test set; validation = a seeded 15% of the other patients"
     )
-    return {"train": carved["train"], "validation": carved["validation"], "test": split["validation"]}, note
+    carved = {"train": carved["train"], "validation": carved["validation"], "test": split["validation"]}
+    return _checked(carved, scheme), note
+
+
+def _checked(split, scheme):
+    empty = sorted(name for name, patients in split.items() if not patients)
+    if empty:
+        raise ValueError(
+            f"The {scheme} patient split leaves {empty} without patients for this data; "
+            "use --split random (or auto)."
+        )
+    return split
 
 
 def evaluate(scores, labels):

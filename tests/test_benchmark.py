@@ -48,11 +48,38 @@ def test_benchmark_writes_positive_throughput_and_peak(throughput, tmp_path):
 
 def test_sweep_and_set_parse_python_literals(throughput):
     args = throughput.parse_args(
-        ["--set", "variant=v3", "--set", "seed=None", "--sweep", "image_size=50,64",
+        ["--set", "variant=v3", "--set", "seed=None", "--set", "synchronized_batch_norm=false",
+         "--sweep", "image_size=50,64", "--sweep", "synchronized_batch_norm=true,False",
          "--jit", "both"]
     )
-    assert args.overrides == [("variant", "v3"), ("seed", None)]
-    assert args.sweep == [("image_size", [50, 64])]
+    assert args.overrides == [("variant", "v3"), ("seed", None),
+                              ("synchronized_batch_norm", False)]
+    assert args.sweep == [("image_size", [50, 64]), ("synchronized_batch_norm", [True, False])]
     assert args.jit == "both"
     assert throughput.parse_args(["--jit"]).jit == "on"
     assert throughput.parse_args(["--jit", "--no-jit"]).jit == "off"
+
+
+@pytest.mark.parametrize("argv", [["--set", "image_size"], ["--set", "=1"],
+                                  ["--sweep", "image_size"], ["--batch-size", "0"]])
+def test_malformed_options_are_usage_errors(throughput, argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        throughput.parse_args(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_set_false_reaches_the_model_as_false(throughput):
+    from gan_zoo import registry
+
+    args = throughput.parse_args([
+        "--models", "dcgan", "--set", "synchronized_batch_norm=false",
+        "--set", "image_size=16", "--set", "base_filters=4", "--set", "latent_dim=8",
+    ])
+    ((name, _, overrides),) = throughput.configurations(args)
+    model = registry.load(name, **registry.resolve_config(name, **overrides))
+    assert model.synchronized_batch_norm is False
+    norms = [layer for network in (model.generator, model.discriminator)
+             for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.synchronized for layer in norms)
+    keras.backend.clear_session()

@@ -175,6 +175,25 @@ def test_bad_set(capsys, tmp_path):
     assert not (tmp_path / "runs").exists(), "no run folder for a rejected config"
 
 
+def test_only_the_models_own_validation_errors_become_user_errors():
+    # A constructor's explicit check is a user error ...
+    with pytest.raises(cli.UsageError, match="variant must be one of"):
+        cli._build("dcgan", cli._resolve_config("dcgan", {"variant": "v9"}))
+    # ... one raised inside Keras is not: it keeps its traceback.
+    config = cli._resolve_config("dcgan", {"image_size": 16, "latent_dim": 8, "base_filters": 0})
+    with pytest.raises(ValueError, match="units"):
+        cli._build("dcgan", config)
+
+
+def test_build_lets_other_exceptions_through(monkeypatch):
+    def broken(name, **config):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(cli.gan_zoo, "load", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        cli._build("dcgan", {})
+
+
 def test_num_classes_must_match_the_data(capsys, tmp_path):
     data = write_image_folder(tmp_path / "data")
     assert_user_error(

@@ -153,9 +153,9 @@ def _train(records, backup, epochs=3, interrupt=None):
     checkpoint = TrainingCheckpoint(backup)
     stream = training_stream(
         records, batch_size=4, image_size=(16, 16), seed=5, flips=True,
-        start_epoch=checkpoint.completed_epochs(), epochs=epochs,
+        start_epoch=checkpoint.resume(gan), epochs=epochs,
     )
-    callbacks = [checkpoint] + ([interrupt] if interrupt else [])
+    callbacks = ([interrupt] if interrupt else []) + [checkpoint]
     gan.fit(
         stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=epochs,
         callbacks=callbacks, verbose=0,
@@ -175,6 +175,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, image_rec
     assert int(resumed.step_counter) == 3 * 5
     assert_same_weights(reference, weights_of(resumed))
 
+    # A corrupt newest backup: resume falls back to the previous one AND
+    # replays the data from there, so the result is still the same run.
+    backup = tmp_path / "corrupted"
+    with pytest.raises(KeyboardInterrupt):
+        _train(image_records, backup, interrupt=Interrupt(epoch=2, batch=0))
+    (backup / "epoch-00002.weights.h5").write_bytes(b"truncated")
+    assert_same_weights(reference, weights_of(_train(image_records, backup)))
+
 
 def test_nan_loss_stops_before_saving(tmp_path):
     good = tf.data.Dataset.from_tensors(tf.zeros((4, 16, 16, 3))).repeat()
@@ -192,6 +200,22 @@ def test_nan_loss_stops_before_saving(tmp_path):
     assert all(np.isfinite(w).all() for w in weights_of(restored))
 
 
+class PoisonWeights(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        variable = self.model.generator.trainable_variables[0]
+        variable.assign(tf.fill(variable.shape, np.nan))
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    gan = tiny()
+    gan.compile()
+    checkpoint = TrainingCheckpoint(tmp_path / "backup")
+    data = tf.data.Dataset.from_tensors(tf.zeros((4, 16, 16, 3))).repeat()
+    with pytest.raises(NonFiniteLossError, match="Not saving epoch 1: non-finite values in project"):
+        gan.fit(data, steps_per_epoch=1, epochs=1, callbacks=[PoisonWeights(), checkpoint], verbose=0)
+    assert checkpoint.completed_epochs() == 0
+
+
 def test_corrupt_latest_backup_falls_back_to_previous(tmp_path):
     gan = tiny()
     gan.compile()
@@ -200,7 +224,11 @@ def test_corrupt_latest_backup_falls_back_to_previous(tmp_path):
     gan.fit(data, steps_per_epoch=1, epochs=2, callbacks=[checkpoint], verbose=0)
     latest = tmp_path / "backup" / "epoch-00002.weights.h5"
     latest.write_bytes(b"truncated")
-    assert checkpoint.restore(tiny()) == 1
+    fresh = tiny()
+    fresh.compile()
+    assert checkpoint.resume(fresh) == 1
+    with pytest.raises(ValueError, match="Compile the model before resuming"):
+        checkpoint.resume(tiny())
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -59,10 +59,11 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     out = tmp_path / "run"
     results = recipe.main([
         "--epochs", "1", "--width", "0.125", "--baseline-epochs", "1", "--batch-size", "32",
-        "--labelled-fraction", "0.5", "--split", "random", "--eval-every", "1", "--out", str(out),
+        "--labelled-fraction", "0.5", "--eval-every", "1", "--out", str(out),
     ])
     assert sorted(results) == ["cruz_roa_cnn", "semi_cgan_w0.125", "small_cnn"]
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "random patient split"  # --split auto on demo patients
     assert metrics["data"]["labelled_fraction"] == 0.5
     patches = metrics["data"]["patches"]
     assert abs(metrics["data"]["labelled_training_patches"] - patches["train"] / 2) <= 2
@@ -75,3 +76,11 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     assert (out / "roc_test.png").is_file() and (out / "confusion_small_cnn.png").is_file()
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert 0.0 <= logged[-1]["eval_validation_auroc"] <= 1.0
+    assert logged[-1]["lr_g_optimizer"] == pytest.approx(2e-4)  # the decay callback's log
+    assert 0 < logged[-1]["train_seconds"] <= logged[-1]["seconds"]
+
+
+def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
+    recipe = load_recipe("semi_cgan_idc")
+    with pytest.raises(ValueError, match="use --split random"):
+        recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])

@@ -153,15 +153,16 @@ class ZooClassifier(keras.Model):
         if metrics is None:
             metrics = ["accuracy"]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # Build the optimizer's slots now, so a backup restored before fit
+        # (exact resume) finds them and loads their state.
+        self.optimizer.build(self.trainable_variables)
+        self.initial_learning_rates = {"optimizer": _initial_rate(self.optimizer)}
 
     def compile_from_config(self, config):
         # Keras skips overridden `compile()` methods when loading a `.keras`
         # file; ours takes the same arguments, so replay them (the optimizer
         # state is restored afterwards by the loader).
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        self.compile(**keras.saving.deserialize_keras_object(config))
 
     # Serialisation --------------------------------------------------------
 
@@ -177,3 +178,11 @@ class ZooClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _initial_rate(optimizer):
+    """The learning rate at step 0 (a schedule's initial value)."""
+    rate = optimizer._learning_rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        return float(keras.ops.convert_to_numpy(rate(0)))
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -275,9 +275,7 @@ class DCGAN(GAN):
                 real_label=self.real_label,
             )
             d_scaled = self.d_optimizer.scale_loss(self.reduce(d_per_example))
-        self.apply_gradients(
-            self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables
-        )
+        self.apply_gradients(self.d_optimizer, tape, d_scaled, self.discriminator_variables())
 
         # The reference updates G twice per D update, with the same z.
         for i in range(self.g_updates_per_d):
@@ -287,9 +285,7 @@ class DCGAN(GAN):
                     self._discriminate(fake, labels, stream=20 + i)
                 )
                 g_scaled = self.g_optimizer.scale_loss(self.reduce(g_per_example))
-            self.apply_gradients(
-                self.g_optimizer, tape, g_scaled, self.generator.trainable_variables
-            )
+            self.apply_gradients(self.g_optimizer, tape, g_scaled, self.generator_variables())
 
         self.track(d_loss=d_per_example, g_loss=g_per_example)
         return self.finish_step()

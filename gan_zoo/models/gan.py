@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from gan_zoo.training.options import PRECISIONS
+from gan_zoo.options import PRECISIONS
 
 
 def set_precision(policy):

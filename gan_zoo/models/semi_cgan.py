@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from gan_zoo import losses
+from gan_zoo.data.splits import UNLABELLED
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.spectral_norm import SpectralConv2D
 from gan_zoo.models.gan import GAN
@@ -13,7 +14,6 @@ CITATION = (
     "Johnson, 'Detecting Invasive Ductal Carcinoma with Semi-Supervised "
     "Conditional GANs', Future Technologies Conference 2020 (arXiv 1911.06216)."
 )
-UNLABELLED = -1
 
 
 def _leaky(name):
@@ -102,7 +102,9 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3):
 class SemiSupervisedCGAN(GAN):
     """Semi-supervised conditional GAN whose discriminator detects IDC.
 
-    Johnson (2020): a DCGAN-style conditional GAN on 50x50 H&E patches. The
+    Johnson, "Detecting Invasive Ductal Carcinoma with Semi-Supervised
+    Conditional GANs", Future Technologies Conference 2020 (arXiv
+    1911.06216): a DCGAN-style conditional GAN on 50x50 H&E patches. The
     generator is conditioned on the class (IDC / healthy); the discriminator
     is NOT given the class and has two heads, real/fake and IDC/healthy.
     Five 3x3 (transposed) convolutions on each side, 64*layer*width filters
@@ -128,7 +130,9 @@ class SemiSupervisedCGAN(GAN):
     - G: non-saturating BCE on the real/fake head plus
       `generator_class_loss_weight` times the class cross-entropy of its
       fakes against their conditioning class.
-    The conditioning classes of the fakes are drawn uniformly.
+    The conditioning classes of the fakes are drawn uniformly. Logged:
+    `d_loss` is the adversarial term alone; `gradient_penalty`,
+    `class_loss` (labelled real images) and `class_accuracy` separately.
 
     Choices where the paper is silent (all configurable): D strides
     (2, 2, 2, 2, 1), so 50 -> 25 -> 13 -> 7 -> 4 -> 4; the G input is a 1x1
@@ -239,8 +243,9 @@ class SemiSupervisedCGAN(GAN):
         global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
         correct = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == safe_labels, tf.float32)
         self.trackers["class_accuracy"].update_state(correct, sample_weight=tf.cast(labelled, tf.float32))
-        local_mean = tf.reduce_sum(ce) / tf.maximum(count, 1.0)
-        return tf.reduce_sum(ce) / tf.maximum(global_count, 1.0), local_mean
+        # Logged per labelled image, so batches with few labels weigh less.
+        self.trackers["class_loss"].update_state(ce, sample_weight=tf.cast(labelled, tf.float32))
+        return tf.reduce_sum(ce) / tf.maximum(global_count, 1.0)
 
     def train_step(self, data):
         real, labels = self.unpack(data)
@@ -263,14 +268,14 @@ class SemiSupervisedCGAN(GAN):
                 real_fake_logit, real, fake, alpha=alpha, target=self.gradient_penalty_target
             )
             fake_class = tf.nn.sparse_softmax_cross_entropy_with_logits(fake_labels, on_fake["class"])
-            real_class, real_class_local = self._class_loss_of_labelled(on_real["class"], labels)
+            real_class = self._class_loss_of_labelled(on_real["class"], labels)
             d_loss = self.reduce(
                 adversarial
                 + self.gradient_penalty_weight * penalty
                 + self.fake_class_loss_weight * fake_class
             ) + real_class
             d_scaled = self.d_optimizer.scale_loss(d_loss)
-        self.apply_gradients(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
+        self.apply_gradients(self.d_optimizer, tape, d_scaled, self.discriminator_variables())
 
         with tf.GradientTape() as tape:
             fake = self.generator([z, fake_labels], training=True)
@@ -280,12 +285,9 @@ class SemiSupervisedCGAN(GAN):
                 * tf.nn.sparse_softmax_cross_entropy_with_logits(fake_labels, on_fake["class"])
             )
             g_scaled = self.g_optimizer.scale_loss(self.reduce(g_per_example))
-        self.apply_gradients(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+        self.apply_gradients(self.g_optimizer, tape, g_scaled, self.generator_variables())
 
-        self.track(
-            d_loss=adversarial, g_loss=g_per_example, gradient_penalty=penalty,
-            class_loss=real_class_local,
-        )
+        self.track(d_loss=adversarial, g_loss=g_per_example, gradient_penalty=penalty)
         return self.finish_step()
 
     # -------------------------------------------------------------- classifier

@@ -22,21 +22,20 @@ def tile_images(images, rows):
     return grid
 
 
-def save_image_grid(path, images, rows):
-    """Writes images in [0, 1] as a PNG grid with matplotlib."""
-    import matplotlib
+def save_image(path, image):
+    """Writes one float image in [0, 1] ([H, W, 1] or [H, W, 3]) as PNG/JPEG."""
+    from PIL import Image
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.clip(tile_images(images, rows), 0.0, 1.0)
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if grid.shape[-1] == 1:
-        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        plt.imsave(path, grid)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
     return path
+
+
+def save_image_grid(path, images, rows):
+    """Writes images in [0, 1] as one grid image (see `tile_images`)."""
+    return save_image(path, tile_images(images, rows))
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -95,8 +94,9 @@ class LinearLearningRateDecay(keras.callbacks.Callback):
         total_epochs: all epochs.
         base_rates: {optimizer attribute name: base rate}. By default the
             rates recorded when the model was compiled
-            (`model.initial_learning_rates`), or for a plain Keras model
-            `{"optimizer": its rate at train start}`.
+            (`model.initial_learning_rates`, which zoo GANs keep); other
+            models must pass them (a rate read at train start could be one a
+            restored run had already decayed).
     """
 
     def __init__(self, constant_epochs, total_epochs, base_rates=None):
@@ -119,8 +119,10 @@ class LinearLearningRateDecay(keras.callbacks.Callback):
         if self.base_rates is None:
             rates = getattr(self.model, "initial_learning_rates", None)
             if not rates:
-                rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-                rates = {"optimizer": float(rate)}
+                raise ValueError(
+                    f"{type(self.model).__name__} does not record its initial learning "
+                    "rates: pass base_rates={'optimizer': rate}."
+                )
             self.base_rates = dict(rates)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -171,6 +173,11 @@ class EvaluationHook(keras.callbacks.Callback):
 class MetricsLogger(keras.callbacks.Callback):
     """Appends each epoch's logs to a JSON-lines file (one object per epoch).
 
+    Besides the logs, each line has `seconds` (the whole epoch, epoch-end
+    callbacks included), `train_seconds` (from the epoch's start to its last
+    train step: the figure for throughput) and `fit_epoch` (1 for the first
+    epoch of this `fit` call, whose time includes tracing the train step).
+
     Args:
         path: the `.jsonl` file; appended to, so a resumed run continues it.
     """
@@ -178,13 +185,26 @@ class MetricsLogger(keras.callbacks.Callback):
     def __init__(self, path):
         super().__init__()
         self.path = pathlib.Path(path)
-        self._epoch_start = None
+        self._epoch_start = self._last_batch_end = None
+        self._fit_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self._fit_epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._fit_epoch += 1
+        self._epoch_start = self._last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
+        record = {
+            "epoch": epoch + 1,
+            "fit_epoch": self._fit_epoch,
+            "seconds": time.perf_counter() - self._epoch_start,
+            "train_seconds": self._last_batch_end - self._epoch_start,
+        }
         for name, value in (logs or {}).items():
             record[name] = float(value)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
-"""Training zoo classifiers on image records, and scoring records."""
+"""Training zoo classifiers with their paper recipe, and scoring images."""
 
 import inspect
 
 import numpy as np
+import tensorflow as tf
 
 from gan_zoo.data.pipeline import evaluation_dataset, training_stream
 from gan_zoo.training.checkpoint import TrainingCheckpoint
@@ -13,52 +14,89 @@ def _input_size(model):
     return (height, width), channels
 
 
+def _as_source(data):
+    """Records pass through; (images in [0, 1], labels) arrays become a dataset."""
+    if isinstance(data, tuple):
+        images, labels = data
+        pixels = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+        return tf.data.Dataset.from_tensor_slices({"image": pixels, "label": labels})
+    return data
+
+
+def _batches(model, data, size_policy, batch_size=256):
+    """[0, 1] image batches of records or of an image array, in order."""
+    if isinstance(data, np.ndarray):
+        return (data[i : i + batch_size] for i in range(0, len(data), batch_size))
+    size, channels = _input_size(model)
+    dataset = evaluation_dataset(
+        data, batch_size=batch_size, image_size=size, channels=channels,
+        value_range=(0.0, 1.0), size_policy=size_policy,
+    )
+    return (batch[0] if isinstance(batch, tuple) else batch for batch in dataset)
+
+
 def train_classifier(
-    model, records, *, epochs, batch_size, seed=0, size_policy="resize",
+    model, data, *, epochs, batch_size, size_policy, seed=0,
     class_weight=None, backup_dir=None, callbacks=(), verbose="auto",
 ):
-    """Fits a zoo classifier on labelled `ImageRecord`s with its paper recipe.
+    """Fits a zoo classifier with its paper recipe.
 
-    Images reach the model in [0, 1] (it augments them itself). A model with
-    `adapt_mean` (Cruz-Roa's mean-image subtraction) adapts it on `records`
-    first; a `paper_optimizer(decay_steps=...)` gets the run's step count.
-    With `backup_dir`, an interrupted run resumes exactly.
+    The model gets images in [0, 1] and augments them itself. A model with
+    `adapt_mean` (Cruz-Roa's mean-image subtraction) adapts it on the
+    training images first; a `paper_optimizer(decay_steps=...)` gets the
+    run's step count. The data order of epoch e depends only on (seed, e).
+
+    Args:
+        model: a `ZooClassifier`.
+        data: labelled `ImageRecord`s, or `(images, labels)` arrays with
+            images in [0, 1] (e.g. generated ones).
+        epochs: training epochs.
+        batch_size: batch size.
+        size_policy: how off-size images are fitted (`training_stream`).
+        seed: seed of the data order.
+        class_weight: optional `{class: weight}` for `fit`.
+        backup_dir: folder for `TrainingCheckpoint`; an interrupted run
+            called again resumes exactly.
+        callbacks: extra Keras callbacks.
+        verbose: Keras progress-bar verbosity.
 
     Returns:
         The Keras `History`.
     """
     size, channels = _input_size(model)
-    checkpoint = TrainingCheckpoint(backup_dir) if backup_dir else None
-    stream = training_stream(
-        records, batch_size=batch_size, image_size=size, channels=channels,
-        value_range=(0.0, 1.0), size_policy=size_policy, seed=seed,
-        start_epoch=checkpoint.completed_epochs() if checkpoint else 0, epochs=epochs,
-    )
+    source = _as_source(data)
+    common = dict(image_size=size, channels=channels, value_range=(0.0, 1.0), size_policy=size_policy)
     if hasattr(model, "adapt_mean"):
-        model.adapt_mean(evaluation_dataset(
-            records, batch_size=256, image_size=size, channels=channels,
-            value_range=(0.0, 1.0), size_policy=size_policy,
-        ))
+        model.adapt_mean(evaluation_dataset(source, batch_size=256, **common))
+    steps_per_epoch = (len(data[1]) if isinstance(data, tuple) else len(data)) // batch_size
     if "decay_steps" in inspect.signature(model.paper_optimizer).parameters:
-        model.compile(model.paper_optimizer(decay_steps=epochs * stream.steps_per_epoch))
+        model.compile(model.paper_optimizer(decay_steps=epochs * steps_per_epoch))
     else:
         model.compile()
+    checkpoint = TrainingCheckpoint(backup_dir) if backup_dir else None
+    start = checkpoint.resume(model) if checkpoint else 0
+    stream = training_stream(
+        source, batch_size=batch_size, seed=seed, start_epoch=start, epochs=epochs, **common
+    )
     return model.fit(
         stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=epochs,
-        class_weight=class_weight, callbacks=[c for c in (checkpoint, *callbacks) if c],
+        initial_epoch=start, class_weight=class_weight,
+        callbacks=[*callbacks, *([checkpoint] if checkpoint else [])],
         verbose=verbose, shuffle=False,
     )
 
 
-def predict_scores(model, records, *, size_policy="resize", batch_size=256, positive_class=1):
-    """P(positive_class) for each record, in order, from a [0, 1]-image classifier."""
-    size, channels = _input_size(model)
-    dataset = evaluation_dataset(
-        records, batch_size=batch_size, image_size=size, channels=channels,
-        value_range=(0.0, 1.0), size_policy=size_policy,
-    )
+def predict_scores(model, data, *, size_policy, positive_class=1):
+    """P(positive_class) for each image, in order.
+
+    Args:
+        model: a classifier of [0, 1] images returning class probabilities.
+        data: `ImageRecord`s, or an image array in [0, 1].
+        size_policy: how off-size images are fitted (`evaluation_dataset`).
+        positive_class: the column to return.
+    """
     scores = [
-        np.asarray(model(batch[0] if isinstance(batch, tuple) else batch, training=False))[:, positive_class]
-        for batch in dataset
+        np.asarray(model(batch, training=False))[:, positive_class]
+        for batch in _batches(model, data, size_policy)
     ]
     return np.concatenate(scores).astype(np.float64)

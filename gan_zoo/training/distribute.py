@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from gan_zoo.training.options import STRATEGIES
+from gan_zoo.options import STRATEGIES
 
 
 def get_strategy(name="auto"):

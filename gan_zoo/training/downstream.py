@@ -12,10 +12,19 @@ import numpy as np
 import gan_zoo
 from gan_zoo.data.pipeline import evaluation_dataset
 from gan_zoo.metrics import evaluate_classifier
+from gan_zoo.training.classify import predict_scores, train_classifier
 
 
-def load_arrays(source, image_size, channels=3, size_policy="pad", batch_size=256):
-    """(images float32 in [0, 1], labels int32) of labelled image records."""
+def load_arrays(source, image_size, *, size_policy, channels=3, batch_size=256):
+    """(images float32 in [0, 1], labels int32) of labelled image records.
+
+    Args:
+        source: labelled `ImageRecord`s.
+        image_size: (height, width) of the arrays.
+        size_policy: how off-size images are fitted (`evaluation_dataset`).
+        channels: image channels.
+        batch_size: images decoded per batch.
+    """
     images, labels = [], []
     dataset = evaluation_dataset(
         source, batch_size=batch_size, image_size=image_size, channels=channels,
@@ -36,7 +45,8 @@ class AugmentationEvaluation:
     a classifier trained on synthetic images only (`synthetic_*`) and on real
     plus synthetic images (`augmented_*`); `real_baseline()` gives the same
     classifier trained on real images only (`real_*`). Each classifier starts
-    from the same seed and trains for the same number of steps per image.
+    from the same seed and trains with `train_classifier` (its paper recipe)
+    for the same number of epochs.
     Usable as the `evaluate` callable of `train_gan` / `EvaluationHook`.
 
     Args:
@@ -82,14 +92,12 @@ class AugmentationEvaluation:
 
         keras.utils.set_random_seed(self.seed)
         model = gan_zoo.load(self.classifier, **self.classifier_options)
-        model.compile()
-        order = np.random.default_rng(self.seed).permutation(len(images))
-        model.fit(
-            images[order], labels[order], epochs=self.epochs,
-            batch_size=self.batch_size, verbose=0,
+        train_classifier(
+            model, (images, labels), epochs=self.epochs, batch_size=self.batch_size,
+            size_policy="error", seed=self.seed, verbose=0,
         )
-        val_scores = model.predict(self.validation[0], verbose=0)[:, 1]
-        test_scores = model.predict(self.test[0], verbose=0)[:, 1]
+        val_scores = predict_scores(model, self.validation[0], size_policy="error")
+        test_scores = predict_scores(model, self.test[0], size_policy="error")
         result = evaluate_classifier(
             self.test[1], test_scores,
             y_true_val=self.validation[1], y_score_val=val_scores, criterion=self.criterion,

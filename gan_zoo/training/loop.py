@@ -51,6 +51,7 @@ def train_gan(
         run reports the epochs before the interruption too).
     """
     checkpoint = TrainingCheckpoint(run.path("backup"))
+    start = checkpoint.resume(gan)
     height, width, channels = gan.image_shape
     stream = training_stream(
         source,
@@ -60,26 +61,24 @@ def train_gan(
         value_range=gan.data_range,
         size_policy=size_policy,
         seed=seed,
-        start_epoch=checkpoint.completed_epochs(),
+        start_epoch=start,
         epochs=epochs,
         cache=cache,
         flips=flips,
     )
-    if stream.steps_per_epoch == 0:
-        raise ValueError(
-            f"{stream.num_examples} images give no full batch of {batch_size}: "
-            "lower --batch-size or add data."
-        )
     metrics_log = run.path("metrics.jsonl")
-    all_callbacks = [checkpoint, SampleGrid(run.path("samples"), every_epochs=sample_every)]
+    # Order matters at each epoch's end: the caller's callbacks (e.g. the
+    # learning-rate log) and the evaluation add to the logs before they are
+    # written, and the checkpoint comes last because saving commits the epoch.
+    all_callbacks = [*callbacks, SampleGrid(run.path("samples"), every_epochs=sample_every)]
     if evaluate is not None:
         all_callbacks.append(EvaluationHook(evaluate, every_epochs=evaluate_every))
     all_callbacks += [
         MetricsLogger(metrics_log),
         keras.callbacks.TensorBoard(str(run.path("tensorboard")), write_graph=False),
-        *callbacks,
+        checkpoint,
     ]
-    if checkpoint.completed_epochs() == 0 and metrics_log.exists():
+    if start == 0 and metrics_log.exists():
         metrics_log.unlink()  # a fresh start: no stale epochs from a run that never saved
     gan.fit(
         stream.dataset,
@@ -95,8 +94,12 @@ def train_gan(
 def read_epoch_logs(path):
     """Epoch records of a `metrics.jsonl`, one per epoch (the last one wins)."""
     records = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
             record = json.loads(line)
             records[record["epoch"]] = record
+        except (json.JSONDecodeError, KeyError) as error:
+            raise ValueError(f"{path}, line {number}: not an epoch record ({error!r}).") from error
     return [records[epoch] for epoch in sorted(records)]

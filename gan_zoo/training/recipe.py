@@ -18,7 +18,7 @@ import platform
 import sys
 import time
 
-from gan_zoo.training.options import PRECISIONS
+from gan_zoo.options import PRECISIONS
 
 # Options that may change when a run folder is reopened: where it is, and how
 # many epochs in all (so a finished run can be extended).
@@ -127,7 +127,13 @@ def start_run(name, args, **extra_options):
     run = Run(options["out"], options)
     config_path = run.directory / "config.json"
     if config_path.exists():
-        previous = json.loads(config_path.read_text())["options"]
+        try:
+            previous = json.loads(config_path.read_text())["options"]
+        except (json.JSONDecodeError, KeyError) as error:
+            raise ValueError(
+                f"{config_path} is not a readable run config ({error!r}); "
+                "use another --out, or delete the folder to start over."
+            ) from error
         changed = {
             k: (previous.get(k), v)
             for k, v in run.options.items()
