@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_zoo.data import demo
+from gan_zoo.data import demo, idc
 from gan_zoo.data.image_folder import ImageRecord
 from gan_zoo.data.pipeline import evaluation_dataset
 
@@ -97,10 +97,23 @@ def test_histology_feeds_the_pipeline(histology):
     records = [ImageRecord(str(p), int(p.parent.name)) for p in sorted(histology.rglob("*.png"))]
     dataset = evaluation_dataset(
         records[:40], batch_size=20, image_size=(50, 50), channels=3,
-        value_range=(-1.0, 1.0), size_policy="pad",
+        value_range=(-1.0, 1.0), size_policy=idc.IDC_SIZE_POLICY,
     )
     images, labels = next(iter(dataset))
     assert images.shape == (20, 50, 50, 3)
+
+    # Edge crops are cut at the slide's right or bottom border: IDC's policy
+    # pads them there, keeping the tissue at the patch's top-left corner.
+    edge = [r for r in records if Image.open(r.path).size != (50, 50)]
+    assert edge
+    (padded, _), = evaluation_dataset(
+        edge[:1], batch_size=1, image_size=(50, 50), value_range=(0.0, 255.0),
+        size_policy=idc.IDC_SIZE_POLICY,
+    ).as_numpy_iterator()
+    tissue = np.asarray(Image.open(edge[0].path))
+    h, w = tissue.shape[:2]
+    np.testing.assert_allclose(padded[0, :h, :w], tissue, atol=1e-3)
+    assert not padded[0, h:].any() and not padded[0, :, w:].any()
 
 
 def test_mammograms_csv_matches_files(mammograms):

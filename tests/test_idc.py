@@ -67,6 +67,13 @@ def test_scan_kaggle_layout(tmp_path):
     summary = ds.summary()
     assert "8 patches from 4 patients" in summary
     assert "off-size" in summary and "42x50: 1" in summary
+    assert "size_policy='pad_end'" in summary
+
+
+def test_size_policy_pads_where_the_slide_ended():
+    # Patches are cut at their top-left corner (x, y): an edge crop lacks the
+    # rows and columns beyond the slide's bottom and right edges.
+    assert idc.IDC_SIZE_POLICY == "pad_end"
 
 
 def test_records_are_image_records(tmp_path):

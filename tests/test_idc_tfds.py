@@ -4,10 +4,12 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from gan_zoo.data import idc, idc_tfds
+from gan_zoo.data.pipeline import evaluation_dataset, training_stream
 
 # (patient, label, x, y, height, width)
 PATCHES = [
@@ -71,7 +73,11 @@ def test_raw_round_trip(raw_dir):
 
 
 def test_patient_filter(raw_dir):
-    examples = _examples(idc_tfds.load_idc_tfds(raw_dir, patients={"200", "999"}))
+    dataset = idc_tfds.load_idc_tfds(raw_dir, patients={"200", "999"})
+    # Counted without decoding, so a pipeline needs no counting pass.
+    assert int(dataset.cardinality()) == 2
+    assert int(idc_tfds.load_idc_tfds(raw_dir).cardinality()) == len(PATCHES)
+    examples = _examples(dataset)
     assert sorted(ex["patient"] for ex in examples) == [b"200", b"200"]
     assert set(examples[0]) == {"image", "label", "patient"}
     assert _examples(idc_tfds.load_idc_tfds(raw_dir, patients=[])) == []
@@ -92,6 +98,32 @@ def test_pad50_config(tmp_path, idc_folder):
         assert ex["image"].shape == (50, 50, 3)
         np.testing.assert_array_equal(ex["image"][:h, :w], pixels)
         assert not ex["image"][h:].any() and not ex["image"][:, w:].any()
+
+
+def test_files_with_the_idc_size_policy_match_pad50(tmp_path, idc_folder):
+    """Both routes to 50x50 pad the edge crops where the slide ended."""
+    padded = {
+        (ex["patient"].decode(), int(ex["x"]), int(ex["y"])): ex["image"]
+        for ex in _examples(idc_tfds.load_idc_tfds(
+            tmp_path, config="pad50", manual_dir=idc_folder, with_coordinates=True))
+    }
+    patches = idc.scan_idc(idc_folder).patches
+    batches = evaluation_dataset(
+        [p.to_record() for p in patches], batch_size=len(patches), image_size=50,
+        value_range=(0.0, 255.0), size_policy=idc.IDC_SIZE_POLICY,
+    )
+    (images, _), = batches.as_numpy_iterator()
+    for patch, image in zip(patches, images):
+        np.testing.assert_array_equal(
+            np.round(image).astype(np.uint8), padded[(patch.patient, patch.x, patch.y)])
+
+
+def test_pipeline_errors_name_the_patch(raw_dir):
+    source = idc_tfds.load_idc_tfds(raw_dir, patients={"100"}, with_coordinates=True)
+    stream = training_stream(source, batch_size=2, image_size=50, size_policy="error")
+    assert stream.num_examples == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\(patient 100, x 51, y 1\) is 42x50"):
+        list(stream.dataset)
 
 
 def test_build_from_zip_in_manual_dir(tmp_path, idc_folder):

@@ -7,8 +7,11 @@ import pytest
 from PIL import Image
 
 from gan_zoo.data.image_folder import (
+    ON_ERROR,
     ImageRecord,
+    check_on_error,
     check_image,
+    problem_listing,
     scan_image_folder,
     verify_images,
 )
@@ -147,3 +150,18 @@ def test_verify_images_catches_truncated_jpeg(tmp_path):
 def test_bad_on_error_value_is_rejected(tree):
     with pytest.raises(ValueError, match="on_error"):
         scan_image_folder(tree, on_error="ignore")
+
+
+def test_check_on_error_accepts_only_the_listed_values():
+    for value in ON_ERROR:
+        check_on_error(value)
+    with pytest.raises(ValueError, match=r"on_error must be one of .*'ignore'"):
+        check_on_error("ignore")
+
+
+def test_problem_listing_shows_the_first_ones_and_counts_the_rest():
+    problems = [(f"f{i}.png", "empty") for i in range(5)]
+    assert problem_listing(problems, limit=2) == (
+        "  f0.png: empty\n  f1.png: empty\n  ... and 3 more"
+    )
+    assert problem_listing(problems[:1]) == "  f0.png: empty"

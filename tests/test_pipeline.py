@@ -1,6 +1,8 @@
 """Tests of gan_zoo.data.pipeline: resumable training streams, evaluation."""
 
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -131,13 +133,52 @@ def test_memory_cache_survives_deleted_files(records):
     assert _same([(a.numpy(), b.numpy()) for a, b in later[2:]], reference[2])
 
 
-def test_file_cache_serves_a_resumed_stream_without_the_files(records, tmp_path):
+def _garble_keeping_size_and_mtime(path):
+    """Makes `path` undecodable without changing its size or modification time."""
+    stat = os.stat(path)
+    with open(path, "wb") as handle:
+        handle.write(b"x" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _rewrite(path, index):
+    """Writes image `index` to `path`, with a modification time surely new."""
+    stat = os.stat(path)
+    Image.fromarray(_image(index)).save(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def _cache_keys(prefix):
+    """The hash suffixes of the cache files written under `prefix`."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"-([0-9a-f]{12})")
+    names = os.listdir(os.path.dirname(prefix))
+    return {match[1] for match in map(pattern.match, names) if match}
+
+
+def test_file_cache_serves_a_resumed_stream_without_reading_the_files(records, tmp_path):
     prefix = str(tmp_path / "cache" / "train")
     reference = _epochs(_stream(records, cache=prefix), 3)
     for record in records:
-        os.remove(record.path)
+        # Unchanged size and mtime: the cache is valid, so this is never read.
+        _garble_keeping_size_and_mtime(record.path)
     resumed = _epochs(_stream(records, cache=prefix, start_epoch=2), 1)
     assert _same(resumed[0], reference[2])
+    assert len(_cache_keys(prefix)) == 1
+
+
+def test_file_cache_is_not_reused_for_files_rewritten_at_the_same_paths(records, tmp_path):
+    prefix = str(tmp_path / "cache" / "eval")
+
+    def evaluate():
+        batches = evaluation_dataset(
+            records, batch_size=5, image_size=(SIZE, SIZE), value_range=(0.0, 1.0), cache=prefix
+        )
+        return [i for images, _ in batches.as_numpy_iterator() for i in _ids(images)]
+
+    assert evaluate() == list(range(COUNT))
+    _rewrite(records[0].path, 5)
+    assert evaluate() == [5, *range(1, COUNT)]
+    assert len(_cache_keys(prefix)) == 2
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -182,6 +223,14 @@ def test_pad_and_crop_policies_centre_each_axis(off_size, policy):
     got = np.round(images[0] * 255).astype(np.uint8)
     assert (got[0] == 7).all() and (got[7] == 7).all()  # height 6 padded to 8
     np.testing.assert_array_equal(got[1:7], pixels[:, 1:9])  # width 10 cropped to 8
+
+
+def test_pad_end_policy_keeps_the_top_left_corner(off_size):
+    pixels, records = off_size
+    (images, _), = _evaluate(records, size_policy="pad_end", pad_value=7)
+    got = np.round(images[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(got[:6], pixels[:, :8])  # width 10 cropped at the right
+    assert (got[6:] == 7).all()  # height 6 padded at the bottom
 
 
 def test_error_policy_names_the_file(off_size):
@@ -295,6 +344,69 @@ def test_dataset_source_errors():
     floats = tf.data.Dataset.from_tensor_slices({"image": np.zeros((4, 4, 4, 3), np.float32)})
     with pytest.raises(TypeError, match="uint8"):
         _stream(floats)
+    with pytest.raises(ValueError, match=r"dataset source \(test split\) is empty"):
+        _evaluate(_dataset_source().take(0), what="test split")
+
+
+def test_dataset_source_errors_name_the_element_by_patient_and_position():
+    # Like IDC TFDS elements: images of unknown static size, decoded in the source.
+    png = tf.io.encode_png(np.zeros((3, 4, 3), np.uint8)).numpy()
+    source = tf.data.Dataset.from_tensor_slices(
+        {"png": [png], "patient": ["100"], "x": np.array([51], np.int32), "y": [1]}
+    ).map(lambda element: {**element, "image": tf.io.decode_png(element["png"], channels=3)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\(patient 100, x 51, y 1\) is 3x4"):
+        _evaluate(source, size_policy="error")
+    fixed = tf.data.Dataset.from_tensor_slices({"image": np.zeros((2, 3, 4, 3), np.uint8)})
+    with pytest.raises(ValueError, match="dataset source are 3x4 but image_size is 8x8"):
+        _evaluate(fixed, size_policy="error")
+
+
+def _encoded_source(bad_positions=(), unknown_size=False):
+    """PNG bytes decoded inside the source, as TFDS does; some are garbage."""
+    encoded = [
+        b"garbage" if i in bad_positions else tf.io.encode_png(_image(i)).numpy()
+        for i in range(COUNT)
+    ]
+    source = tf.data.Dataset.from_tensor_slices({"png": encoded, "label": np.arange(COUNT) % 2})
+    if unknown_size:
+        source = source.filter(lambda element: element["label"] >= 0)
+    return source.map(
+        lambda element: {
+            "image": tf.io.decode_png(element["png"], channels=3),
+            "label": element["label"],
+        }
+    )
+
+
+def test_skip_mode_on_a_dataset_source_counts_what_it_dropped(caplog):
+    with caplog.at_level(logging.WARNING):
+        stream = _stream(_encoded_source(bad_positions=(3, 8)), on_error="skip")
+    assert (stream.num_examples, stream.num_skipped, stream.skipped) == (COUNT - 2, 2, ())
+    assert "Skipped 2 unreadable element(s)" in caplog.text
+    ids = {i for epoch in _epochs(stream, 2) for i in _epoch_ids(epoch)}
+    assert ids <= set(range(COUNT)) - {3, 8}
+    # Unknown cardinality: what was dropped cannot be counted, and says so.
+    unknown = _stream(_encoded_source(bad_positions=(3,), unknown_size=True), on_error="skip")
+    assert (unknown.num_examples, unknown.num_skipped) == (COUNT - 1, None)
+    assert _stream(_encoded_source(), on_error="skip").num_skipped == 0
+
+
+def _labels_flipped(source):
+    return source.map(lambda element: {**element, "label": 1 - element["label"]})
+
+
+def test_dataset_file_cache_key_follows_cache_key_spec_and_cardinality(tmp_path):
+    prefix = str(tmp_path / "cache" / "train")
+    source = _dataset_source()
+    _stream(source, cache=prefix, cache_key="a")
+    # Same spec and size, other data: a different cache_key gives its own cache.
+    flipped = _stream(_labels_flipped(source), cache=prefix, cache_key="b")
+    for images, labels in _epochs(flipped, 1)[0]:
+        assert [1 - i % 2 for i in _ids(images)] == labels.tolist()
+    assert len(_cache_keys(prefix)) == 2
+    _stream(source.take(COUNT - 1), cache=prefix, cache_key="a")  # other cardinality
+    _stream(source.map(lambda e: {"image": e["image"]}), cache=prefix, cache_key="a")  # other spec
+    assert len(_cache_keys(prefix)) == 4
 
 
 # ---------------------------------------------------------------- argument checks
@@ -303,6 +415,10 @@ def test_dataset_source_errors():
 def test_argument_errors(records):
     with pytest.raises(ValueError, match="fewer than batch_size"):
         _stream(records, batch_size=13)
+    with pytest.raises(ValueError, match=r"source \(test split of data/idc\) holds no image"):
+        _stream([], what="test split of data/idc")
+    with pytest.raises(ValueError, match=r"source \(validation split\) holds no image"):
+        _evaluate([], what="validation split")
     with pytest.raises(ValueError, match="size_policy"):
         _stream(records, size_policy="stretch")
     with pytest.raises(ValueError, match="channels"):

@@ -4,8 +4,11 @@ import pytest
 
 from gan_zoo.data.image_folder import ImageRecord
 from gan_zoo.data.splits import (
+    UNLABELLED,
     assert_disjoint,
+    hide_labels,
     kfold_by_group,
+    natural_key,
     select,
     split_by_group,
 )
@@ -113,3 +116,23 @@ def test_select_keeps_records_of_the_groups_in_order():
     chosen = select(records, {"1", "3"})
     assert [r.path for r in chosen] == ["1.png", "3.png", "5.png", "7.png"]
     assert select(records, set()) == []
+
+
+def test_natural_key_sorts_numeric_ids_as_numbers_then_text():
+    ids = ["b", "10", "9", "a", "100"]
+    assert sorted(ids, key=natural_key) == ["9", "10", "100", "a", "b"]
+    assert natural_key(12) == natural_key("12")
+
+
+def test_hide_labels_keeps_a_seeded_stratified_fraction():
+    records = [ImageRecord(f"{i}.png", int(i < 20)) for i in range(100)]
+    hidden = hide_labels(records, 0.1, seed=2)
+    assert [r.path for r in hidden] == [r.path for r in records]
+    kept = [r for r in hidden if r.label != UNLABELLED]
+    assert sorted(r.label for r in kept) == [0] * 8 + [1] * 2  # 10 % of each class
+    assert all(r.label == o.label for r, o in zip(hidden, records) if r.label != UNLABELLED)
+    assert hide_labels(list(reversed(records)), 0.1, seed=2)[::-1] == hidden
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        hide_labels(records, 0.0)
+    with pytest.raises(ValueError, match="x.png has no label"):
+        hide_labels([ImageRecord("x.png")], 0.5)

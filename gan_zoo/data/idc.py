@@ -17,16 +17,19 @@ Three on-disk forms are accepted by `scan_idc`:
 * the original archive `IDC_regular_ps50_idx5.zip` (extracted safely once,
   next to the zip or into `cache_dir`, then scanned).
 
-Off-size patches: patches at the slide border are cropped by the slide edge,
-so a few are smaller than 50x50 (e.g. 42 rows x 50 columns). They are tissue,
-not errors: they are kept, counted in `IDCDataset.off_size` and reported by
-`IDCDataset.summary()`. Give the input pipeline `size_policy=IDC_SIZE_POLICY`
-(`"pad"`, the policy to use for IDC; the pipeline's own default is
-`"resize"`): it zero-pads them (centred) to 50x50 and keeps the pixel scale
-(4 um/pixel) that all other patches have, whereas `"resize"` stretches a
-1x50 sliver to 50x50 and changes the scale. The TFDS builder offers padding at
-build time too (config `pad50`, padded at the bottom and right, where the
-slide ended; config `raw` keeps the crops as they are).
+Off-size patches: a patch is cut at its top-left corner (X, Y), so a patch
+at the slide's right or bottom border loses the columns or rows beyond the
+edge, and a few are smaller than 50x50 (e.g. 42 rows x 50 columns). They are
+tissue, not errors: they are kept, counted in `IDCDataset.off_size` and
+reported by `IDCDataset.summary()`. Give the input pipeline
+`size_policy=IDC_SIZE_POLICY` (`"pad_end"`, the policy to use for IDC; the
+pipeline's own default is `"resize"`): it zero-pads them at the bottom and
+right, where the slide ended, so every pixel stays where it was relative to
+the patch's corner and keeps the pixel scale (4 um/pixel) of all other
+patches. `"resize"` would stretch a 1x50 sliver to 50x50 and change the
+scale; the centred `"pad"` would shift the tissue away from its corner. The
+TFDS builder's config `pad50` pads the same way at build time, so both routes
+give the same pixels (config `raw` keeps the crops as they are).
 
 Patient splits: never split IDC by patch (patients have up to 1,000+ patches
 each). `idc_split` gives the standard literature split (`"cruz_roa"`) or a
@@ -55,8 +58,14 @@ import re
 import zipfile
 
 from gan_zoo.data.download import download_file, safe_extract
-from gan_zoo.data.image_folder import ImageRecord
-from gan_zoo.data.splits import assert_disjoint, kfold_by_group, split_by_group
+from gan_zoo.data.image_folder import ImageRecord, check_on_error, problem_listing
+from gan_zoo.data.splits import (
+    DEFAULT_FRACTIONS,
+    assert_disjoint,
+    kfold_by_group,
+    natural_key,
+    split_by_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +77,7 @@ IDC paper (shared/papers/000_9b6b55d5e2ffc12a.txt). No checksum is published for
 IDC_ZIP_NAME = "IDC_regular_ps50_idx5.zip"
 IDC_TOP_FOLDER = "IDC_regular_ps50_idx5"
 PATCH_SIZE = 50
-IDC_SIZE_POLICY = "pad"  # pipeline size_policy for IDC (see module docstring)
+IDC_SIZE_POLICY = "pad_end"  # pipeline size_policy for IDC (see module docstring)
 CLASS_NAMES = ("healthy", "idc")
 
 CITATION = (
@@ -101,7 +110,6 @@ _NAME_RE = re.compile(
     r"_class(?P<label>\d+)\.png$"
 )
 _LABEL_DIRS = ("0", "1")
-_ON_ERROR = ("raise", "skip")
 
 
 class IDCLayoutError(ValueError):
@@ -157,10 +165,6 @@ class IDCPatch:
         return ImageRecord(self.path, self.label, group=self.patient, size=self.size)
 
 
-def _patient_key(patient):
-    return (0, int(patient), "") if patient.isdigit() else (1, 0, patient)
-
-
 @dataclasses.dataclass(frozen=True)
 class IDCDataset:
     """The result of `scan_idc`: the patches found and what was left out.
@@ -186,7 +190,7 @@ class IDCDataset:
     @property
     def patients(self):
         """Patient ids present, sorted numerically."""
-        return tuple(sorted({p.patient for p in self.patches}, key=_patient_key))
+        return tuple(sorted({p.patient for p in self.patches}, key=natural_key))
 
     @property
     def num_patches(self):
@@ -235,7 +239,7 @@ class IDCDataset:
         if absent:
             logger.warning(
                 "%d requested patients are not in %s: %s", len(absent),
-                self.root, ", ".join(sorted(absent, key=_patient_key)[:20]),
+                self.root, ", ".join(sorted(absent, key=natural_key)[:20]),
             )
         return [p for p in self.patches if p.patient in wanted]
 
@@ -270,9 +274,9 @@ class IDCDataset:
             )
             if off:
                 lines.append(
-                    "  give the pipeline size_policy='pad' (IDC_SIZE_POLICY) "
-                    "to zero-pad them to 50x50 at the pixel scale; 'resize' "
-                    "would stretch them."
+                    f"  give the pipeline size_policy={IDC_SIZE_POLICY!r} "
+                    "(IDC_SIZE_POLICY) to zero-pad them to 50x50 where the "
+                    "slide ended, at the pixel scale; 'resize' would stretch them."
                 )
         else:
             lines.append("  patch sizes not read (read_sizes=False).")
@@ -335,11 +339,9 @@ def _read_size(path, verify):
 
 
 def _problem_error(problems, root):
-    shown = "\n".join(f"  {path}: {why}" for path, why in problems[:10])
-    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
     return IDCLayoutError(
         f"{len(problems)} problem(s) in the IDC data at {root} "
-        f"(pass on_error='skip' to leave these files out):\n{shown}{more}"
+        f"(pass on_error='skip' to leave these files out):\n{problem_listing(problems)}"
     )
 
 
@@ -416,15 +418,15 @@ def _scan_folder(root, read_sizes, verify, on_error):
     if problems and on_error == "raise":
         raise _problem_error(problems, root)
     if problems:
-        logger.warning("Skipped %d files in %s, e.g. %s: %s", len(problems),
-                       root, problems[0][0], problems[0][1])
+        logger.warning("Skipped %d files in %s:\n%s", len(problems), root,
+                       problem_listing(problems))
     if not patches:
         raise IDCLayoutError(
             f"No IDC patches found in {root}"
             + (f" ({len(problems)} files skipped)" if problems else "")
             + ": expected <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png."
         )
-    patches.sort(key=lambda p: (_patient_key(p.patient), p.label, p.y, p.x))
+    patches.sort(key=lambda p: (natural_key(p.patient), p.label, p.y, p.x))
     return patches, problems, ignored
 
 
@@ -473,8 +475,7 @@ def scan_idc(path, *, read_sizes=True, verify=False, on_error="raise",
     Returns:
         An `IDCDataset`.
     """
-    if on_error not in _ON_ERROR:
-        raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}.")
+    check_on_error(on_error)
     path = pathlib.Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"IDC data not found: {path} does not exist.")
@@ -566,8 +567,8 @@ def idc_split(dataset, scheme="cruz_roa", seed=0, fractions=None, stratify=True)
             Listed patients that are missing (the local copy lacks all 49
             test patients) are reported in the result's `absent` and logged.
             `"random"`: a seeded random split by patient (`fractions`,
-            default 70/15/15 %), stratified by the classes each patient has
-            when `stratify`.
+            default `splits.DEFAULT_FRACTIONS`, 70/15/15 %), stratified by
+            the classes each patient has when `stratify`.
         seed: seed of the random scheme (ignored by `cruz_roa`).
         fractions: `{"train", "validation", "test"}` fractions for `random`.
         stratify: stratify the random split (see `gan_zoo.data.splits`).
@@ -601,8 +602,7 @@ def idc_split(dataset, scheme="cruz_roa", seed=0, fractions=None, stratify=True)
             scheme, absent,
         )
     elif scheme == "random":
-        fractions = dict(fractions or {"train": 0.7, "validation": 0.15,
-                                       "test": 0.15})
+        fractions = dict(fractions or DEFAULT_FRACTIONS)
         if set(fractions) != {"train", "validation", "test"}:
             raise ValueError(
                 "fractions must name 'train', 'validation' and 'test', got "
@@ -622,7 +622,22 @@ def idc_split(dataset, scheme="cruz_roa", seed=0, fractions=None, stratify=True)
 
 
 def idc_kfold(dataset, k=5, seed=0, stratify=True):
-    """K patient-level folds: list of `(train_patients, test_patients)`."""
+    """K patient-level folds of an `IDCDataset`.
+
+    Every patient is in exactly one fold's test set; see
+    `gan_zoo.data.splits.kfold_by_group`.
+
+    Args:
+        dataset: an `IDCDataset`.
+        k: number of folds, 2 <= k <= number of patients.
+        seed: seed of the assignment (independent of the patch order).
+        stratify: spread patients with only healthy, only IDC, and both
+            kinds of patches evenly over the folds.
+
+    Returns:
+        A list of `k` pairs `(train_patients, test_patients)` of sets of
+        patient ids. Each pair is disjoint.
+    """
     groups = [p.patient for p in dataset.patches]
     labels = [p.label for p in dataset.patches] if stratify else None
     folds = kfold_by_group(groups, k, seed, labels=labels)

@@ -95,7 +95,11 @@ def load_idc_tfds(data_dir, patients=None, *, config="raw", manual_dir=None,
         data_dir: TFDS data folder (prepared here from `manual_dir` if
             needed, see `idc_tfds_builder`).
         patients: keep only these patient ids (e.g. `idc_split(...)["train"]`);
-            None keeps all. The filter runs before images are decoded.
+            None keeps all. The filter runs before images are decoded, and
+            the kept patches are counted once here from their patient ids
+            alone (one read of the records, no image decoded), so the result
+            has a known cardinality and a pipeline needs no counting pass
+            of its own.
         config: builder config, `"raw"` (edge crops at their size) or
             `"pad50"` (zero-padded to 50x50 at build time).
         manual_dir: local copy to build from when not prepared.
@@ -105,7 +109,10 @@ def load_idc_tfds(data_dir, patients=None, *, config="raw", manual_dir=None,
 
     Returns:
         A dataset of dicts: `image` uint8 (H, W, 3), `label` int64 (0 healthy,
-        1 IDC), `patient` string; usable as a pipeline source.
+        1 IDC), `patient` string (and `x`, `y` int32 with
+        `with_coordinates`); usable as a pipeline source, whose error
+        messages then name the patch by patient and coordinates. Its
+        cardinality is known.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -119,9 +126,20 @@ def load_idc_tfds(data_dir, patients=None, *, config="raw", manual_dir=None,
     )
     if patients is not None:
         wanted = tf.constant(sorted({str(p) for p in patients}), dtype=tf.string)
-        ds = ds.filter(
-            lambda ex: tf.reduce_any(tf.equal(ex["patient"], wanted))
+
+        def keep(ex):
+            return tf.reduce_any(tf.equal(ex["patient"], wanted))
+
+        ids = builder.as_dataset(
+            split="all",
+            decoders=tfds.decode.PartialDecoding({"patient": True}),
         )
+        count = int(ids.filter(keep).reduce(
+            tf.constant(0, tf.int64), lambda n, _: n + 1))
+        # Declared before the decoding map (which keeps it), so that an image
+        # dropped later by on_error="skip" cannot trip the assertion.
+        ds = ds.filter(keep).apply(
+            tf.data.experimental.assert_cardinality(count))
     image_feature = builder.info.features["image"]
 
     def to_example(ex):

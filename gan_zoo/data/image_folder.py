@@ -29,7 +29,8 @@ DEFAULT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _OTHER_IMAGE_EXTENSIONS = frozenset(
     {".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".dcm", ".jp2", ".j2k"}
 )
-_ON_ERROR = ("raise", "skip")
+ON_ERROR = ("raise", "skip")
+"""The values of every `on_error` argument in `gan_zoo.data`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +130,7 @@ def scan_image_folder(
         ValueError: no images were found, a class folder holds no images, or
             an image is corrupt and `on_error="raise"`.
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     root_path = pathlib.Path(root)
     if not root_path.exists():
         raise FileNotFoundError(f"Image folder {root_path} does not exist.")
@@ -185,7 +186,7 @@ def verify_images(paths: Iterable[str], on_error: str = "raise") -> list[tuple[s
         `(path, reason)` for every file that cannot be decoded, in input
         order; empty when all are fine.
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     problems = _find_problems([str(p) for p in paths])
     return _handle_problems(problems, on_error, where="the given files")
 
@@ -227,9 +228,27 @@ def _size_or_problem(path):
         return f"{type(error).__name__}: {error}"
 
 
-def _check_on_error(on_error):
-    if on_error not in _ON_ERROR:
-        raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}.")
+def check_on_error(on_error):
+    """Raises ValueError unless `on_error` is one of `ON_ERROR`."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
+
+
+def problem_listing(problems, limit=20):
+    """Lines `  path: reason` for the first `limit` problems, then a count.
+
+    Args:
+        problems: `(path, reason)` pairs.
+        limit: how many to show; the rest are summed up as "... and N more".
+
+    Returns:
+        The lines joined by newlines (no trailing newline).
+    """
+    problems = list(problems)
+    lines = [f"  {path}: {reason}" for path, reason in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return "\n".join(lines)
 
 
 def _normalise_extensions(extensions):
@@ -357,18 +376,11 @@ def _handle_problems(problems, on_error, *, where):
     """Raises for `problems` or logs them, per `on_error`; returns them."""
     if not problems:
         return []
-    listing = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
-    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    listing = problem_listing(problems)
     if on_error == "raise":
         raise ValueError(
-            f"{len(problems)} unreadable image file(s) in {where}:\n{listing}{more}\n"
+            f"{len(problems)} unreadable image file(s) in {where}:\n{listing}\n"
             "Pass on_error='skip' to leave them out."
         )
-    logger.warning(
-        "Skipped %d unreadable image file(s) in %s:\n%s%s",
-        len(problems),
-        where,
-        listing,
-        more,
-    )
+    logger.warning("Skipped %d unreadable image file(s) in %s:\n%s", len(problems), where, listing)
     return list(problems)

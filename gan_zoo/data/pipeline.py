@@ -34,12 +34,16 @@ import sys
 import tensorflow as tf
 
 from gan_zoo.data.decode import decode_file, error_message, find_unreadable_files
-from gan_zoo.data.image_folder import ImageFolder, ImageRecord
+from gan_zoo.data.image_folder import (
+    ImageFolder,
+    ImageRecord,
+    check_on_error,
+    problem_listing,
+)
 
 logger = logging.getLogger(__name__)
 
-SIZE_POLICIES = ("resize", "pad", "crop", "error")
-_ON_ERROR = ("raise", "skip")
+SIZE_POLICIES = ("resize", "pad", "crop", "pad_end", "error")
 
 # Shuffle buffers hold uint8 images; this caps their memory by default.
 _SHUFFLE_BUFFER_BYTES = 256 * 2**20
@@ -47,9 +51,11 @@ _SHUFFLE_BUFFER_BYTES = 256 * 2**20
 # buffer's order does not depend on the caller's `tf.random.set_seed`.
 _FIXED_GRAPH_SEED = 20240607
 # Keys naming the source file in dataset elements (TFDS ImageFolder uses
-# "image/filename"); used only to name the file in error messages.
+# "image/filename"); used only to name the file in error messages. Without
+# one, an element is named by whichever of _PLACE_KEYS it has (IDC: patient
+# and patch coordinates).
 _NAME_KEYS = ("path", "filename", "image/filename", "file_name")
-
+_PLACE_KEYS = ("patient", "x", "y")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +71,11 @@ class TrainingStream:
         num_examples: examples in one pass over the source (after skipping
             unreadable files).
         batch_size: examples per batch.
-        skipped: `(path, reason)` of files left out with `on_error="skip"`.
+        skipped: `(path, reason)` of files left out with `on_error="skip"`
+            (empty for dataset sources, whose elements have no path).
+        num_skipped: how many files or elements `on_error="skip"` left out;
+            None when a dataset source's cardinality is unknown, so what was
+            dropped cannot be counted.
     """
 
     dataset: tf.data.Dataset
@@ -73,6 +83,7 @@ class TrainingStream:
     num_examples: int
     batch_size: int
     skipped: tuple[tuple[str, str], ...] = ()
+    num_skipped: int | None = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +112,8 @@ def training_stream(
     shuffle_buffer: int | None = None,
     on_error: str = "raise",
     pad_value: int = 0,
+    cache_key: str | None = None,
+    what: str | None = None,
 ) -> TrainingStream:
     """Builds a resumable stream of shuffled training batches.
 
@@ -128,7 +141,9 @@ def training_stream(
     pass) so that the count, `num_examples` and `steps_per_epoch` are exact;
     the bad ones are logged and listed in `TrainingStream.skipped`. To check
     a folder without building a pipeline, use
-    `scan_image_folder(root, verify=True)`.
+    `scan_image_folder(root, verify=True)`. For a dataset source, elements
+    that fail to decode are dropped (`ignore_errors`) and counted in
+    `TrainingStream.num_skipped` when the source's cardinality is known.
 
     A dataset source whose cardinality is unknown (e.g. TFRecords) is counted
     with one pass; to avoid that, declare its size with
@@ -149,24 +164,33 @@ def training_stream(
             `"resize"` (bilinear, antialiased); `"pad"` or `"crop"` (each axis
             is centred independently: padded with `pad_value` where too small,
             cropped where too large; the two names give the same pixels and
-            exist so a config can say which case it expects); `"error"`
-            (raise, naming the file).
+            exist so a config can say which case it expects); `"pad_end"`
+            (the top-left corner stays put: padded at the bottom and right,
+            cropped there too; for tiles cut at a slide's border, as IDC's);
+            `"error"` (raise, naming the file).
         seed: seed of the shuffling and flips.
         start_epoch: the first epoch the stream yields.
         epochs: the epoch to stop before (like `model.fit`'s `epochs`), or
             None for an endless stream.
         cache: None, `"memory"`, or a file path prefix. Decoded, resized
-            uint8 images are cached, so epochs after the first never open the
-            files. The cache is filled when the stream is built. A file cache
-            gets a suffix hashing the file list and preprocessing options, so
-            a stale cache is never read for other data; it is reused by a
-            resumed process.
+            uint8 images are cached, so no epoch opens the files again; the
+            cache is filled when the stream is built. A file cache gets a
+            suffix hashing what its images depend on: the preprocessing
+            options and, for file records, each file's path, label, size and
+            modification time, so files rewritten in place are read afresh;
+            for a dataset source, `cache_key`, its element spec and its
+            cardinality. It is reused by a resumed process.
         flips: random horizontal and vertical flips, each with probability
             1/2, seeded by `(seed, epoch, position in epoch)`.
         shuffle_buffer: images in the shuffle buffer (buffer paths only).
             Default: the whole epoch, capped at 256 MiB of images.
         on_error: `"raise"` or `"skip"` for unreadable files (see above).
         pad_value: the constant used by the pad policies.
+        cache_key: required with a file `cache` and a dataset source: a
+            string naming its data (e.g. the split and patients), since a
+            dataset's contents cannot be hashed without reading it.
+        what: a few words naming the source in error messages, e.g.
+            "training split of data/idc".
 
     Returns:
         A `TrainingStream`.
@@ -174,19 +198,19 @@ def training_stream(
     prep = _preprocessing(image_size, channels, size_policy, pad_value)
     scale = _scaling(value_range)
     _check_positive("batch_size", batch_size)
-    _check_on_error(on_error)
+    check_on_error(on_error)
     if start_epoch < 0:
         raise ValueError(f"start_epoch must be >= 0, got {start_epoch}.")
     # epochs == start_epoch (a finished run resumed) is allowed: no batches.
     if epochs is not None and epochs < start_epoch:
         raise ValueError(f"epochs ({epochs}) must be at least start_epoch ({start_epoch}).")
 
-    prepared = _prepare_training_source(source, prep, cache, on_error)
+    prepared = _prepare_training_source(source, prep, cache, cache_key, on_error, what)
     steps_per_epoch = prepared.num_examples // batch_size
     if steps_per_epoch == 0:
         raise ValueError(
-            f"The source has {prepared.num_examples} examples, fewer than batch_size="
-            f"{batch_size}: not one full batch per epoch."
+            f"The source{_naming(what)} has {prepared.num_examples} examples, fewer than "
+            f"batch_size={batch_size}: not one full batch per epoch."
         )
     if shuffle_buffer is None:
         image_bytes = prep.image_size[0] * prep.image_size[1] * prep.channels
@@ -217,6 +241,7 @@ def training_stream(
         num_examples=prepared.num_examples,
         batch_size=batch_size,
         skipped=prepared.skipped,
+        num_skipped=prepared.num_skipped,
     )
 
 
@@ -231,12 +256,15 @@ def evaluation_dataset(
     cache: str | None = None,
     on_error: str = "raise",
     pad_value: int = 0,
+    cache_key: str | None = None,
+    what: str | None = None,
 ) -> tf.data.Dataset:
     """One ordered pass over `source`: no shuffling, no augmentation.
 
     The last batch may be smaller. With `on_error="skip"` an unreadable file
     is dropped and a warning naming it is printed to stderr; with `"raise"`
-    the error names the file. Arguments are as for `training_stream`.
+    the error names the file. Arguments are as for `training_stream`; an
+    empty source raises a ValueError naming it by `what`.
 
     Returns:
         A dataset of `(images, labels)` batches, or `images` when the source
@@ -245,17 +273,19 @@ def evaluation_dataset(
     prep = _preprocessing(image_size, channels, size_policy, pad_value)
     scale = _scaling(value_range)
     _check_positive("batch_size", batch_size)
-    _check_on_error(on_error)
+    check_on_error(on_error)
     if isinstance(source, tf.data.Dataset):
+        if int(source.cardinality()) == 0:
+            raise ValueError(f"The dataset source{_naming(what)} is empty.")
         dataset, has_labels = _dataset_base(source, prep, on_error)
-        key = _cache_key(prep, None, "eval")
+        records = None
     else:
-        records = _as_records(source)
+        records = _as_records(source, what)
         paths, labels = _record_tensors(records)
         has_labels = labels is not None
         dataset = _records_base(paths, labels, prep, skip=on_error == "skip")
-        key = _cache_key(prep, records, "eval")
     if cache is not None:
+        key = _cache_key(prep, "eval", cache, records=records, source=source, key=cache_key)
         dataset = dataset.cache(_cache_path(cache, key))
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(
@@ -294,17 +324,15 @@ def _check_positive(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def _check_on_error(on_error):
-    if on_error not in _ON_ERROR:
-        raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}.")
+def _naming(what):
+    """` (what)` for error messages, or nothing."""
+    return f" ({what})" if what else ""
 
 
-def _as_records(source):
-    if isinstance(source, ImageFolder):
-        return list(source.records)
-    records = list(source)
+def _as_records(source, what=None):
+    records = list(source.records if isinstance(source, ImageFolder) else source)
     if not records:
-        raise ValueError("The source holds no image records.")
+        raise ValueError(f"The source{_naming(what)} holds no image records.")
     for record in records:
         if not isinstance(record, ImageRecord):
             raise TypeError(
@@ -330,8 +358,9 @@ def _record_tensors(records):
 
 
 def _log_skipped(skipped):
-    listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped[:20])
-    logger.warning("Skipped %d unreadable image file(s):\n%s", len(skipped), listing)
+    logger.warning(
+        "Skipped %d unreadable image file(s):\n%s", len(skipped), problem_listing(skipped)
+    )
 
 
 # ---------------------------------------------------------------- loading
@@ -410,14 +439,14 @@ def _fit_size(image, prep, name):
                 "x",
                 tf.strings.as_string(shape[1]),
                 f' but image_size is {height}x{width} (size_policy="error"); use '
-                'size_policy="resize", "pad" or "crop" to accept off-size images.',
+                'size_policy="resize", "pad", "pad_end" or "crop" to accept off-size images.',
             ]
         )
         with tf.control_dependencies([tf.debugging.Assert(same, [message], summarize=1)]):
             return tf.identity(image)
     if prep.size_policy == "resize":
         return tf.cond(same, lambda: image, lambda: _resize(image, height, width))
-    return _centre_crop_or_pad(image, height, width, prep.pad_value)
+    return _crop_or_pad(image, height, width, prep.pad_value, centred=prep.size_policy != "pad_end")
 
 
 def _resize(image, height, width):
@@ -426,16 +455,21 @@ def _resize(image, height, width):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _centre_crop_or_pad(image, height, width, pad_value):
-    """Centres each axis: crops it where too long, pads it where too short."""
+def _crop_or_pad(image, height, width, pad_value, centred):
+    """Crops each axis where too long and pads it where too short.
+
+    `centred`: at both ends equally; otherwise at the end only (bottom,
+    right), so the top-left corner stays put.
+    """
     shape = tf.shape(image)
     crop_h = tf.minimum(shape[0], height)
     crop_w = tf.minimum(shape[1], width)
-    top = (shape[0] - crop_h) // 2
-    left = (shape[1] - crop_w) // 2
+    if centred:
+        top, left = (shape[0] - crop_h) // 2, (shape[1] - crop_w) // 2
+        pad_top, pad_left = (height - crop_h) // 2, (width - crop_w) // 2
+    else:
+        top = left = pad_top = pad_left = 0
     image = image[top : top + crop_h, left : left + crop_w]
-    pad_top = (height - crop_h) // 2
-    pad_left = (width - crop_w) // 2
     paddings = [
         [pad_top, height - crop_h - pad_top],
         [pad_left, width - crop_w - pad_left],
@@ -467,7 +501,11 @@ def _records_base(paths, labels, prep, skip=False):
 
 
 def _dataset_base(source, prep, on_error):
-    """Preprocessed dicts (`"image"`, `"label"`) from a dataset source."""
+    """Preprocessed dicts (`"image"`, `"label"`) from a dataset source.
+
+    With `on_error="skip"`, elements that fail (e.g. a corrupt PNG decoded
+    inside the source) are dropped.
+    """
     spec = source.element_spec
     if not isinstance(spec, dict) or "image" not in spec:
         raise TypeError(
@@ -477,21 +515,46 @@ def _dataset_base(source, prep, on_error):
     if spec["image"].dtype != tf.uint8:
         dtype = spec["image"].dtype.name
         raise TypeError(f'The dataset source\'s "image" must be uint8, not {dtype}.')
+    _check_static_size(spec["image"].shape, prep)
     has_labels = "label" in spec
-    name_keys = [key for key in _NAME_KEYS if key in spec and spec[key].dtype == tf.string]
-    name_key = name_keys[0] if name_keys else None
     if on_error == "skip":
         source = source.ignore_errors(log_warning=True)
 
     def preprocess(element):
-        name = element[name_key] if name_key else tf.constant("<an element of the dataset source>")
-        out = {"image": _preprocess(element["image"], prep, name)}
+        out = {"image": _preprocess(element["image"], prep, _element_name(element, spec))}
         if has_labels:
             out["label"] = tf.cast(element["label"], tf.int32)
         return out
 
     base = source.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return base, has_labels
+
+
+def _check_static_size(shape, prep):
+    """Fails at once when every image has a known size that `"error"` rejects."""
+    height, width = shape[:2] if shape.rank in (2, 3) else (None, None)
+    if prep.size_policy == "error" and None not in (height, width):
+        if (height, width) != prep.image_size:
+            raise ValueError(
+                f"The images of the dataset source are {height}x{width} but image_size is "
+                f'{prep.image_size[0]}x{prep.image_size[1]} (size_policy="error").'
+            )
+
+
+def _element_name(element, spec):
+    """A string tensor naming a dataset element: its file, or its place."""
+    for key in _NAME_KEYS:
+        if key in spec and spec[key].dtype == tf.string:
+            return element[key]
+    places = [key for key in _PLACE_KEYS if key in spec and spec[key].shape.rank == 0]
+    if not places:
+        return tf.constant("<an element of the dataset source>")
+    parts = []
+    for key in places:
+        value = element[key]
+        text = value if value.dtype == tf.string else tf.strings.as_string(value)
+        parts += [", " if parts else "(", f"{key} ", text]
+    return tf.strings.join([*parts, ")"])
 
 
 def _dataset_size(dataset):
@@ -511,29 +574,49 @@ def _count(dataset):
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
 
 
-def _cache_key(prep, records, role):
+def _cache_key(prep, role, cache, records=None, source=None, key=None):
     """A short hash of what the cached images depend on.
 
     `role` keeps the training and evaluation caches of the same files apart,
-    since two iterators may not write one cache file at once.
+    since two iterators may not write one cache file at once. The memory
+    cache needs no key: it lives and dies with its dataset.
     """
+    if cache == "memory":
+        return None
     content = {"preprocessing": dataclasses.asdict(prep), "role": role}
     if records is not None:
-        content["records"] = [(r.path, r.label) for r in records]
+        content["records"] = [(r.path, r.label, *_size_and_mtime(r.path)) for r in records]
+    else:
+        if key is None:
+            raise ValueError(
+                "A file cache of a dataset source needs cache_key=: a string naming its "
+                "data (e.g. the split and its patients), since its contents cannot be "
+                "hashed without reading them. Or use cache='memory'."
+            )
+        content["source"] = [key, repr(source.element_spec), int(source.cardinality())]
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
+def _size_and_mtime(path):
+    try:
+        stat = os.stat(path)
+    except OSError:  # A missing file fails later, with a message naming it.
+        return None, None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _cache_path(cache, key):
-    if cache == "memory":
+    if key is None:
         return ""
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     return f"{cache}-{key}"
 
 
-def _cached(base, cache, key):
-    """Caches `base` and fills the cache now; returns it and its length."""
-    base = base.cache(_cache_path(cache, key))
+def _cached(base, path):
+    """Caches `base` at `path` ("" = memory) and fills the cache now; returns
+    it and its length."""
+    base = base.cache(path)
     # One full pass here completes the cache, so no epoch ever reads a
     # half-filled one (TensorFlow discards a cache whose pass stopped early).
     count = _count(base)
@@ -558,18 +641,13 @@ class _TrainingSource:
     paths: tf.Tensor | None = None
     labels: tf.Tensor | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    num_skipped: int | None = 0
 
 
-def _prepare_training_source(source, prep, cache, on_error):
+def _prepare_training_source(source, prep, cache, cache_key, on_error, what):
     if isinstance(source, tf.data.Dataset):
-        base, has_labels = _dataset_base(source, prep, on_error)
-        if cache is not None:
-            base, count = _cached(base, cache, _cache_key(prep, None, "train"))
-        else:
-            count = _dataset_size(source if on_error == "raise" else base)
-        return _TrainingSource(count, has_labels, base=base)
-
-    records = _as_records(source)
+        return _prepare_dataset_source(source, prep, cache, cache_key, on_error, what)
+    records = _as_records(source, what)
     skipped = ()
     if on_error == "skip":
         # Finding bad files up front keeps num_examples, and so the epoch
@@ -583,11 +661,36 @@ def _prepare_training_source(source, prep, cache, on_error):
     has_labels = labels is not None
     if cache is None:
         return _TrainingSource(
-            len(records), has_labels, paths=paths, labels=labels, skipped=skipped
+            len(records), has_labels, paths=paths, labels=labels,
+            skipped=skipped, num_skipped=len(skipped),
         )
     base = _records_base(paths, labels, prep)
-    base, count = _cached(base, cache, _cache_key(prep, records, "train"))
-    return _TrainingSource(count, has_labels, base=base, skipped=skipped)
+    base, count = _cached(base, _cache_path(cache, _cache_key(prep, "train", cache, records)))
+    return _TrainingSource(
+        count, has_labels, base=base, skipped=skipped, num_skipped=len(skipped)
+    )
+
+
+def _prepare_dataset_source(source, prep, cache, cache_key, on_error, what):
+    declared = int(source.cardinality())
+    if declared == 0:
+        raise ValueError(f"The dataset source{_naming(what)} is empty.")
+    base, has_labels = _dataset_base(source, prep, on_error)
+    if cache is not None:
+        key = _cache_key(prep, "train", cache, source=source, key=cache_key)
+        base, count = _cached(base, _cache_path(cache, key))
+    else:
+        # Counting the raw source decodes nothing when its size is declared;
+        # skipping needs a pass over the decoded base to know what survives.
+        count = _dataset_size(source if on_error == "raise" else base)
+    if on_error == "raise":
+        return _TrainingSource(count, has_labels, base=base)
+    num_skipped = declared - count if declared >= 0 else None
+    if num_skipped:
+        logger.warning(
+            "Skipped %d unreadable element(s) of the dataset source%s.", num_skipped, _naming(what)
+        )
+    return _TrainingSource(count, has_labels, base=base, num_skipped=num_skipped)
 
 
 def _shuffled_epochs(prepared, prep, epoch_numbers, seed, per_epoch, shuffle_buffer):

@@ -22,10 +22,23 @@ Example:
 """
 
 import collections
+import dataclasses
 import math
 import random
 
 DEFAULT_FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
+
+UNLABELLED = -1
+"""The label `hide_labels` gives a record whose label is hidden."""
+
+
+def natural_key(group):
+    """Sort key for patient ids: numeric ids as numbers, then others as text.
+
+    So "9" sorts before "10", and "a" after every numeric id.
+    """
+    group = str(group)
+    return (0, int(group), "") if group.isdigit() else (1, 0, group)
 
 
 def _unique_groups(groups, labels=None):
@@ -50,15 +63,10 @@ def _unique_groups(groups, labels=None):
         for g, y in zip(groups, labels):
             seen[g].add(y)
         strata = {g: tuple(sorted(ys, key=repr)) for g, ys in seen.items()}
-    unique = sorted(set(groups), key=_natural_key)
+    unique = sorted(set(groups), key=natural_key)
     if not unique:
         raise ValueError("No groups to split.")
     return unique, strata
-
-
-def _natural_key(group):
-    # Numeric patient ids sort as numbers, others as text after them.
-    return (0, int(group), "") if group.isdigit() else (1, 0, group)
 
 
 def _ordered(unique, strata, rng):
@@ -185,7 +193,7 @@ def assert_disjoint(splits):
             owners[g].append(name)
     overlap = {g: names for g, names in owners.items() if len(names) > 1}
     if overlap:
-        shown = sorted(overlap, key=lambda g: _natural_key(str(g)))
+        shown = sorted(overlap, key=natural_key)
         detail = "; ".join(
             f"{g!r} in {' and '.join(overlap[g])}" for g in shown[:20]
         )
@@ -202,22 +210,28 @@ def select(records, groups):
     return [r for r in records if r.group is not None and str(r.group) in wanted]
 
 
-UNLABELLED = -1
-
-
 def hide_labels(records, labelled_fraction, seed=0):
     """Keeps the labels of a random `labelled_fraction` of records per class.
 
     For semi-supervised training: the other records get label `UNLABELLED`
     (-1), so they can still train a GAN's real/fake head. The choice is per
     record (patch), stratified by class, seeded, and independent of record
-    order. Records are `ImageRecord`-like dataclasses with a `label`.
+    order.
+
+    Args:
+        records: `ImageRecord`-like dataclasses with a `path` and an integer
+            `label` >= 0.
+        labelled_fraction: in (0, 1]: the share of each class that keeps its
+            label, rounded, and at least one record per class.
+        seed: seed of the choice.
 
     Returns:
         New records in the input order.
-    """
-    import dataclasses
 
+    Raises:
+        ValueError: `labelled_fraction` is out of range, or a record has no
+            label (None or negative).
+    """
     if not 0.0 < labelled_fraction <= 1.0:
         raise ValueError(f"labelled_fraction must be in (0, 1], got {labelled_fraction}.")
     by_class = collections.defaultdict(list)
