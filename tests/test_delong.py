@@ -111,6 +111,13 @@ def test_auc_matches_sklearn_without_ties():
     score = rng.normal(size=500) + y
     auc, _ = delong.delong_auc_variance(y, score)
     assert auc == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert delong.auroc(y, score) == auc
+
+
+def test_auroc_needs_only_one_case_per_class():
+    assert delong.auroc([0, 1, 0], [0.2, 0.9, 0.5]) == 1.0
+    with pytest.raises(ValueError):
+        delong.auroc([1, 1], [0.2, 0.9])
 
 
 @pytest.mark.parametrize("seed", range(3))

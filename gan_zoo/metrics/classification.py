@@ -202,8 +202,7 @@ def _auc_and_variance_or_nan(labels, score):
     min_class = min(n_positive, labels.shape[0] - n_positive)
     if min_class >= 2:
         return delong.delong_auc_variance(labels, score)
-    aucs, _, _ = delong._components(labels, [score])
-    return float(aucs[0]), float("nan")
+    return delong.auroc(labels, score), float("nan")
 
 
 def roc_curve_points(y_true, y_score):

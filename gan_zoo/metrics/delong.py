@@ -142,6 +142,17 @@ def _components(positive, scores):
     return np.array(aucs), np.array(v10s), np.array(v01s)
 
 
+def auroc(y_true, y_score):
+    """The AUROC (Mann-Whitney form, ties count one half) as a python float.
+
+    Raises:
+        ValueError: on malformed input or when a class is absent.
+    """
+    positive, (score,) = _check_inputs(y_true, [y_score], ["y_score"], min_per_class=1)
+    aucs, _, _ = _components(positive, [score])
+    return float(aucs[0])
+
+
 def delong_placement_values(y_true, y_score):
     """DeLong's structural components (placement values) of one score vector.
 

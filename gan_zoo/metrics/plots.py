@@ -105,7 +105,7 @@ def save_roc_curves(path, curves, *, title=None):
     axes = figure.add_subplot()
     for name, (y_true, y_score) in curves.items():
         fpr, tpr, _ = classification.roc_curve_points(y_true, y_score)
-        auroc = float(delong.delong_placement_values(y_true, y_score)[0].mean())
+        auroc = delong.auroc(y_true, y_score)
         axes.plot(fpr, tpr, linewidth=1.5, label=f"{name} (AUROC {auroc:.3f})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     axes.set_xlim(0.0, 1.0)
