@@ -13,6 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gan_zoo.registry import get_spec, list_models, load, register_model  # noqa: E402
 
+# Registers every model by name and with Keras' serialization, so that
+# `keras.saving.load_model("x.keras")` works after a plain `import gan_zoo`.
+import gan_zoo.models  # noqa: E402, F401
+
 __version__ = "0.1.0"
 
 

@@ -70,3 +70,22 @@ def test_load_weights_from_url_checks_hash(tmp_path, monkeypatch):
     assert (loaded.weights[0].numpy() == source.weights[0].numpy()).all()
     with pytest.raises(ChecksumError):
         gan_zoo.load("dcgan", weights=url, weights_sha256="0" * 64, image_size=16, base_filters=4)
+
+
+def test_saved_models_load_after_a_plain_import(tmp_path):
+    # A fresh interpreter: Keras finds zoo classes only if `import gan_zoo`
+    # registered them.
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "semi_cgan.keras"
+    gan_zoo.load("semi_cgan", width=0.125).save(path)
+    script = textwrap.dedent(f"""
+        import gan_zoo, keras
+        model = keras.saving.load_model({str(path)!r})
+        print(type(model).__name__)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("SemiSupervisedCGAN")
