@@ -13,10 +13,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gan_zoo.registry import get_spec, list_models, load, register_model  # noqa: E402
 
-# Registers every model by name and with Keras' serialization, so that
-# `keras.saving.load_model("x.keras")` works after a plain `import gan_zoo`.
-import gan_zoo.models  # noqa: E402, F401
-
 __version__ = "0.1.0"
 
 
@@ -30,4 +26,25 @@ def export(model, path, **kwargs):
     return _export(model, path, **kwargs)
 
 
-__all__ = ["export", "get_spec", "list_models", "load", "register_model"]
+def load_model(path, **kwargs):
+    """Loads a zoo model saved with `model.save("name.keras")`.
+
+    `import gan_zoo` stays light (no TensorFlow until a model is needed), so
+    Keras does not know the zoo's classes after it alone; this registers them
+    first. `keras.saving.load_model` works too after `import gan_zoo.models`.
+
+    Args:
+        path: the `.keras` file.
+        **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
+
+    Returns:
+        The model, with its optimizers' states when it was saved compiled.
+    """
+    import keras
+
+    import gan_zoo.models  # noqa: F401  (registers the zoo's classes with Keras)
+
+    return keras.saving.load_model(path, **kwargs)
+
+
+__all__ = ["export", "get_spec", "list_models", "load", "load_model", "register_model"]

@@ -161,12 +161,10 @@ def _load_checkpoint(path):
         raise UsageError(
             f"{path} is not a .keras file (a model saved by `gan-zoo train` or model.save)."
         )
-    import keras
-
-    import gan_zoo.models  # noqa: F401  (registers the zoo's classes for loading)
+    from gan_zoo import load_model
 
     try:
-        return keras.models.load_model(path, compile=False)
+        return load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError) as error:
         raise UsageError(f"Cannot load {path}: {_message(error)}") from None
 
