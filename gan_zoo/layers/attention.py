@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from gan_zoo.layers.spectral_norm import SpectralConv2D
+from gan_zoo.layers.spectral_norm import conv2d
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -56,18 +56,11 @@ class SelfAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _projection(self, filters, name):
-        common = dict(
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            dtype=self.dtype_policy,
-            name=name,
+        return conv2d(
+            filters, 1, spectral_normalization=self.spectral_normalization,
+            power_iterations=self.power_iterations, kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy, name=name,
         )
-        if self.spectral_normalization:
-            return SpectralConv2D(
-                filters, 1, power_iterations=self.power_iterations, **common
-            )
-        return keras.layers.Conv2D(filters, 1, **common)
 
     def build(self, input_shape):
         channels = input_shape[-1]

@@ -2,7 +2,7 @@
 
 import keras
 
-from gan_zoo.layers.spectral_norm import SpectralConv2D
+from gan_zoo.layers.spectral_norm import conv2d
 
 
 class _ResidualBase(keras.layers.Layer):
@@ -27,19 +27,11 @@ class _ResidualBase(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _conv(self, filters, kernel_size, name):
-        common = dict(
-            padding="same",
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            dtype=self.dtype_policy,
-            name=name,
+        return conv2d(
+            filters, kernel_size, spectral_normalization=self.spectral_normalization,
+            power_iterations=self.power_iterations, kernel_initializer=self.kernel_initializer,
+            padding="same", dtype=self.dtype_policy, name=name,
         )
-        if self.spectral_normalization:
-            return SpectralConv2D(
-                filters, kernel_size, power_iterations=self.power_iterations, **common
-            )
-        return keras.layers.Conv2D(filters, kernel_size, **common)
 
     def _norm(self, name):
         if not self.batch_normalization:

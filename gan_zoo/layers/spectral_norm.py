@@ -38,17 +38,20 @@ class _SpectralNormMixin:
     right singular vector estimate `u` has length `kernel.shape[-1]`.
     """
 
-    def _check_spectral_args(self):
-        if int(self.power_iterations) < 1:
-            raise ValueError(
-                "`power_iterations` must be at least 1, got "
-                f"{self.power_iterations}."
-            )
+    def _init_spectral(self, power_iterations, epsilon):
+        """Checks and stores the arguments; call after the base `__init__`."""
+        if getattr(self, "data_format", "channels_last") != "channels_last":
+            raise ValueError(f"{type(self).__name__} supports channels_last only.")
+        if int(power_iterations) < 1:
+            raise ValueError(f"`power_iterations` must be at least 1, got {power_iterations}.")
+        self.power_iterations = power_iterations
+        self.epsilon = epsilon
         # The layer casts its own inputs and kernel so that the power iteration
         # reads the float32 kernel rather than an autocast bfloat16 copy.
         self.autocast = False
 
-    def _build_spectral_vector(self):
+    def build(self, input_shape):
+        super().build(input_shape)
         # Every replica computes the same `u` from the same mirrored kernel;
         # "mean" aggregation keeps the copies bit-identical regardless.
         self.spectral_u = self.add_weight(
@@ -83,10 +86,9 @@ class _SpectralNormMixin:
         matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
         return kernel / self._spectral_sigma(matrix, training)
 
-    def _spectral_config(self, config):
-        config.update(
-            {"power_iterations": self.power_iterations, "epsilon": self.epsilon}
-        )
+    def get_config(self):
+        config = super().get_config()
+        config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon})
         return config
 
     # Conv and Dense save only kernel and bias (their quantization/LoRA-aware
@@ -136,23 +138,12 @@ class SpectralConv2D(_SpectralNormMixin, keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, power_iterations=1, epsilon=1e-12, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        if self.data_format != "channels_last":
-            raise ValueError("SpectralConv2D supports channels_last only.")
-        self.power_iterations = power_iterations
-        self.epsilon = epsilon
-        self._check_spectral_args()
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_spectral_vector()
+        self._init_spectral(power_iterations, epsilon)
 
     def call(self, inputs, training=False):
         inputs = ops.cast(inputs, self.compute_dtype)
         kernel = ops.cast(self.normalized_kernel(training), self.compute_dtype)
         return self._add_bias_and_activate(self.convolution_op(inputs, kernel))
-
-    def get_config(self):
-        return self._spectral_config(super().get_config())
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -183,15 +174,7 @@ class SpectralConv2DTranspose(_SpectralNormMixin, keras.layers.Conv2DTranspose):
 
     def __init__(self, filters, kernel_size, power_iterations=1, epsilon=1e-12, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        if self.data_format != "channels_last":
-            raise ValueError("SpectralConv2DTranspose supports channels_last only.")
-        self.power_iterations = power_iterations
-        self.epsilon = epsilon
-        self._check_spectral_args()
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_spectral_vector()
+        self._init_spectral(power_iterations, epsilon)
 
     def call(self, inputs, training=False):
         inputs = ops.cast(inputs, self.compute_dtype)
@@ -206,9 +189,6 @@ class SpectralConv2DTranspose(_SpectralNormMixin, keras.layers.Conv2DTranspose):
             data_format=self.data_format,
         )
         return self._add_bias_and_activate(outputs)
-
-    def get_config(self):
-        return self._spectral_config(super().get_config())
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -234,18 +214,36 @@ class SpectralDense(_SpectralNormMixin, keras.layers.Dense):
 
     def __init__(self, units, power_iterations=1, epsilon=1e-12, **kwargs):
         super().__init__(units, **kwargs)
-        self.power_iterations = power_iterations
-        self.epsilon = epsilon
-        self._check_spectral_args()
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_spectral_vector()
+        self._init_spectral(power_iterations, epsilon)
 
     def call(self, inputs, training=False):
         inputs = ops.cast(inputs, self.compute_dtype)
         kernel = ops.cast(self.normalized_kernel(training), self.compute_dtype)
         return self._add_bias_and_activate(ops.matmul(inputs, kernel))
 
-    def get_config(self):
-        return self._spectral_config(super().get_config())
+
+def conv2d(filters, kernel_size, *, spectral_normalization, power_iterations=1,
+           kernel_initializer="glorot_uniform", **kwargs):
+    """A `Conv2D`, or a `SpectralConv2D` when `spectral_normalization`.
+
+    For blocks whose convolutions are spectrally normalised on request. The
+    initializer is copied, so sibling convolutions never share (and so never
+    repeat) one seeded initializer instance.
+
+    Args:
+        filters: output channels.
+        kernel_size: int or tuple.
+        spectral_normalization: build a `SpectralConv2D`.
+        power_iterations: its power-iteration steps.
+        kernel_initializer: initializer (name, config or instance).
+        **kwargs: any other `Conv2D` argument.
+    """
+    initializer = keras.initializers.get(
+        keras.initializers.serialize(keras.initializers.get(kernel_initializer))
+    )
+    if spectral_normalization:
+        return SpectralConv2D(
+            filters, kernel_size, power_iterations=power_iterations,
+            kernel_initializer=initializer, **kwargs,
+        )
+    return keras.layers.Conv2D(filters, kernel_size, kernel_initializer=initializer, **kwargs)
