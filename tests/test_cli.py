@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo import cli
+from gan_zoo.cli import loading
 
 TINY = ["--set", "image_size=16", "--set", "base_filters=4", "--set", "latent_dim=8"]
 
@@ -178,20 +179,20 @@ def test_bad_set(capsys, tmp_path):
 def test_only_the_models_own_validation_errors_become_user_errors():
     # A constructor's explicit check is a user error ...
     with pytest.raises(cli.UsageError, match="variant must be one of"):
-        cli._build("dcgan", cli._resolve_config("dcgan", {"variant": "v9"}))
+        loading.build("dcgan", loading.resolve_config("dcgan", {"variant": "v9"}))
     # ... one raised inside Keras is not: it keeps its traceback.
-    config = cli._resolve_config("dcgan", {"image_size": 16, "latent_dim": 8, "base_filters": 0})
+    config = loading.resolve_config("dcgan", {"image_size": 16, "latent_dim": 8, "base_filters": 0})
     with pytest.raises(ValueError, match="units"):
-        cli._build("dcgan", config)
+        loading.build("dcgan", config)
 
 
 def test_build_lets_other_exceptions_through(monkeypatch):
     def broken(name, **config):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(cli.gan_zoo, "load", broken)
+    monkeypatch.setattr(loading.gan_zoo, "load", broken)
     with pytest.raises(TypeError, match="a bug"):
-        cli._build("dcgan", {})
+        loading.build("dcgan", {})
 
 
 def test_num_classes_must_match_the_data(capsys, tmp_path):
