@@ -180,7 +180,7 @@ def test_zip_is_extracted_once_then_scanned(tmp_path, monkeypatch, top):
     def no_extract(*args, **kwargs):
         raise AssertionError("extracted twice")
 
-    monkeypatch.setattr(idc, "safe_extract", no_extract)
+    monkeypatch.setattr(idc.scan, "safe_extract", no_extract)
     assert len(idc.scan_idc(archive)) == 8
 
 
@@ -265,7 +265,7 @@ def test_download_idc_requires_a_checksum_decision(tmp_path):
 def test_download_idc_from_file_url(tmp_path, monkeypatch):
     archive = make_idc_zip(tmp_path / "server" / idc.IDC_ZIP_NAME)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    monkeypatch.setattr(idc, "IDC_URL", archive.as_uri())
+    monkeypatch.setattr(idc.download, "IDC_URL", archive.as_uri())
     folder = idc.download_idc(tmp_path / "data", sha256=digest, progress=False)
     assert folder == tmp_path / "data" / idc.IDC_TOP_FOLDER
     assert len(idc.scan_idc(folder)) == 8

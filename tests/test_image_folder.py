@@ -10,7 +10,7 @@ from gan_zoo.data.image_folder import (
     ON_ERROR,
     ImageRecord,
     check_on_error,
-    check_image,
+    mask_records,
     problem_listing,
     scan_image_folder,
     verify_images,
@@ -140,11 +140,60 @@ def test_verify_images_catches_truncated_jpeg(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(good.read_bytes()[:-200])
-    assert check_image(good) is None
-    assert "truncated" in check_image(bad)
-    assert verify_images([good, bad], on_error="skip") == [(str(bad), check_image(bad))]
+    (problem,) = verify_images([good, bad], on_error="skip")
+    assert problem[0] == str(bad) and "truncated JPEG" in problem[1]
     with pytest.raises(ValueError, match="bad.jpg"):
         verify_images([good, bad])
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.png", b"", "the file is empty"),
+        ("garbage.png", b"not an image at all", "unrecognised format"),
+        ("truncated.png", None, "truncated PNG"),
+        ("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40 + b"IEND\xaeB`\x82", "corrupt"),
+    ],
+)
+def test_one_checker_names_the_file_and_the_problem(tree, name, content, reason):
+    # The scanners and the pipeline share one TensorFlow-based checker, so
+    # they agree on what is unreadable and say why in the same words.
+    from gan_zoo.data import idc
+    from gan_zoo.data.decode import check_images
+
+    bad = tree / "benign" / name
+    if content is None:
+        _write_truncated_png(bad)
+    else:
+        bad.write_bytes(content)
+    (check,) = [c for c in check_images([bad, tree / "benign" / "p1_a.png"]) if not c.ok]
+    assert check.path == str(bad) and reason in check.problem
+    with pytest.raises(ValueError, match=rf"{name}: {reason}"):
+        scan_image_folder(tree, verify=True)
+    assert verify_images([bad], on_error="skip") == [(str(bad), check.problem)]
+    patient = tree.parent / "idc" / "100" / "0"
+    patient.mkdir(parents=True)
+    (patient / "100_idx5_x1_y1_class0.png").write_bytes(bad.read_bytes())
+    with pytest.raises(idc.IDCLayoutError, match=reason):
+        idc.scan_idc(tree.parent / "idc")
+
+
+def test_sizes_and_channels_come_from_the_decoder(tree):
+    from gan_zoo.data.decode import check_images
+
+    gray = _write_png(tree / "benign" / "gray.png", height=3, width=2, mode="L")
+    checks = check_images([gray, tree / "benign" / "p1_a.png"])
+    checks = {c.path.rsplit("/", 1)[-1]: c for c in checks}
+    assert (checks["gray.png"].size, checks["gray.png"].channels) == ((3, 2), 1)
+    assert (checks["p1_a.png"].size, checks["p1_a.png"].channels) == ((4, 6), 3)
+    assert check_images([]) == []
+
+
+def test_mask_records_keep_label_and_group():
+    records = [ImageRecord("a.png", 1, group="p", mask_path="a_mask.png")]
+    assert mask_records(records) == [ImageRecord("a_mask.png", 1, group="p")]
+    with pytest.raises(ValueError, match="b.png has no mask_path"):
+        mask_records([ImageRecord("b.png", 0)])
 
 
 def test_bad_on_error_value_is_rejected(tree):

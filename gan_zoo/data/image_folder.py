@@ -1,7 +1,8 @@
 """Index a class-per-folder image tree: `root/<class_name>/**/<image>`.
 
-Scanning only lists files (and optionally reads headers or fully decodes
-them with Pillow); the pixels are loaded later by `gan_zoo.data.pipeline`.
+Scanning only lists files (and, with `verify` or `read_sizes`, decodes them
+with `gan_zoo.data.decode.check_images`, the decoder training uses); the
+pixels are loaded later by `gan_zoo.data.pipeline`.
 
     >>> folder = scan_image_folder("data/idc", verify=True, on_error="skip")
     >>> folder.class_names, folder.class_counts(), folder.skipped
@@ -10,14 +11,11 @@ them with Pillow); the pixels are loaded later by `gan_zoo.data.pipeline`.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
 import logging
 import os
 import pathlib
 from typing import Callable, Iterable, Sequence
-
-from PIL import Image, ImageFile
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +41,34 @@ class ImageRecord:
         group: the patient (or slide) the image belongs to, for patient-level
             splits; `None` when unknown.
         size: `(height, width)` when known (e.g. from `read_sizes=True`).
+        mask_path: path of the image's segmentation mask, when it has one
+            (e.g. a lesion mask); `mask_records` turns records into records
+            of their masks, for aligned streams (`gan_zoo.data.streams`).
     """
 
     path: str
     label: int | None = None
     group: str | None = None
     size: tuple[int, int] | None = None
+    mask_path: str | None = None
+
+
+def mask_records(records: Iterable[ImageRecord]) -> list[ImageRecord]:
+    """The masks of `records`, as records, in the same order.
+
+    Each mask record has the image's `mask_path` as its path and keeps its
+    label and group, so an aligned stream of images and masks can yield
+    `(mask, label)` too.
+
+    Raises:
+        ValueError: naming the first record without a `mask_path`.
+    """
+    masks = []
+    for record in records:
+        if record.mask_path is None:
+            raise ValueError(f"{record.path} has no mask_path.")
+        masks.append(ImageRecord(record.mask_path, record.label, group=record.group))
+    return masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,10 +132,12 @@ def scan_image_folder(
         extensions: file name endings counted as images (case-insensitive).
         group_fn: `group_fn(path) -> str` giving the patient id of an image,
             stored in `ImageRecord.group`.
-        read_sizes: read each image's header (not its pixels) and store
-            `(height, width)` in `ImageRecord.size`.
-        verify: fully decode every image with Pillow (header and pixels), so a
-            truncated or corrupt file is found now rather than mid-training.
+        read_sizes: store each image's `(height, width)` in
+            `ImageRecord.size`. Sizes come from decoding the files, which
+            checks them as `verify` does.
+        verify: decode every image with the pipeline's decoder
+            (`gan_zoo.data.decode.check_images`), so a truncated or corrupt
+            file is found now rather than mid-training.
         on_error: what to do with an image that fails `verify` or
             `read_sizes`: `"raise"` a `ValueError` naming every bad file, or
             `"skip"` it, recording `(path, reason)` in `ImageFolder.skipped`.
@@ -151,9 +173,14 @@ def scan_image_folder(
             group = group_fn(path) if group_fn is not None else None
             records.append(ImageRecord(path=path, label=label, group=group))
 
-    problems = dict(_find_problems([r.path for r in records])) if verify else {}
-    if read_sizes:
-        records = _with_sizes(records, problems)
+    problems = {}
+    if verify or read_sizes:
+        from gan_zoo.data.decode import check_images  # TensorFlow only when needed
+
+        checks = check_images([r.path for r in records])
+        problems = {c.path: c.problem for c in checks if not c.ok}
+        if read_sizes:
+            records = [dataclasses.replace(r, size=c.size) for r, c in zip(records, checks)]
     skipped = _handle_problems(
         [(r.path, problems[r.path]) for r in records if r.path in problems],
         on_error,
@@ -170,12 +197,7 @@ def scan_image_folder(
 
 
 def verify_images(paths: Iterable[str], on_error: str = "raise") -> list[tuple[str, str]]:
-    """Fully decodes every image with Pillow to find corrupt files.
-
-    Decoding runs in a thread pool (Pillow releases the GIL while decoding).
-    Note: when `PIL.ImageFile.LOAD_TRUNCATED_IMAGES` is set to True somewhere
-    in the process, Pillow pads truncated files instead of failing, so they
-    may pass; a warning says so.
+    """Decodes every image with the pipeline's decoder to find bad files.
 
     Args:
         paths: image file paths.
@@ -186,46 +208,11 @@ def verify_images(paths: Iterable[str], on_error: str = "raise") -> list[tuple[s
         `(path, reason)` for every file that cannot be decoded, in input
         order; empty when all are fine.
     """
+    from gan_zoo.data.decode import find_unreadable_files  # TensorFlow only when needed
+
     check_on_error(on_error)
-    problems = _find_problems([str(p) for p in paths])
+    problems = find_unreadable_files([str(p) for p in paths])
     return _handle_problems(problems, on_error, where="the given files")
-
-
-def check_image(path) -> str | None:
-    """Returns why `path` is not a readable image, or None when it is.
-
-    Checks the header and chunk checksums (`Image.verify`), then decodes
-    every pixel (`Image.load`), which is what catches a truncated file.
-    """
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        # `verify` leaves the file unusable, so decode from a fresh handle.
-        with Image.open(path) as image:
-            image.load()
-    except FileNotFoundError:
-        return "file not found"
-    except Image.UnidentifiedImageError:
-        return "not a recognised image format"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def read_image_size(path) -> tuple[int, int]:
-    """Returns `(height, width)` of an image, reading only its header."""
-    with Image.open(path) as image:
-        width, height = image.size
-    return height, width
-
-
-def _size_or_problem(path):
-    try:
-        return read_image_size(path)
-    except Image.UnidentifiedImageError:
-        return "not a recognised image format"
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
 
 
 def check_on_error(on_error):
@@ -335,41 +322,6 @@ def _list_images(folder, extensions):
             ", ".join(f"{count} x {ext}" for ext, count in sorted(unlisted.items())),
         )
     return paths
-
-
-def _map_in_threads(fn, paths):
-    """Yields `(path, fn(path))` in input order, using a thread pool."""
-    if len(paths) < 8:
-        yield from ((path, fn(path)) for path in paths)
-        return
-    workers = min(32, (os.cpu_count() or 1) * 2)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from zip(paths, pool.map(fn, paths, chunksize=16))
-
-
-def _find_problems(paths):
-    """`(path, reason)` for every path that `check_image` rejects."""
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        logger.warning(
-            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True in this process: "
-            "truncated images may pass verification."
-        )
-    return [
-        (path, problem)
-        for path, problem in _map_in_threads(check_image, paths)
-        if problem is not None
-    ]
-
-
-def _with_sizes(records, problems):
-    """Records with `size` read from headers; header failures go to `problems`."""
-    sizes = {}
-    for path, size_or_problem in _map_in_threads(_size_or_problem, [r.path for r in records]):
-        if isinstance(size_or_problem, str):
-            problems.setdefault(path, size_or_problem)
-        else:
-            sizes[path] = size_or_problem
-    return [dataclasses.replace(r, size=sizes.get(r.path)) for r in records]
 
 
 def _handle_problems(problems, on_error, *, where):
