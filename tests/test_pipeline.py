@@ -181,6 +181,72 @@ def test_file_cache_is_not_reused_for_files_rewritten_at_the_same_paths(records,
     assert len(_cache_keys(prefix)) == 2
 
 
+def test_same_seed_same_batches_with_and_without_a_cache(records, tmp_path):
+    # 8.4: a cache changes the speed of a run, never its batches or flips.
+    def run(cache, **kwargs):
+        return _epochs(_stream(records, flips=True, cache=cache, **kwargs), 3)
+
+    plain = run(None)
+    prefix = str(tmp_path / "cache" / "train")
+    for cache in ("memory", prefix, prefix):  # the file cache written, then read
+        assert all(_same(a, b) for a, b in zip(plain, run(cache)))
+    assert _same(run(prefix, start_epoch=2)[0], plain[2])
+    # One images file and one labels file, written atomically: no leftovers.
+    names = sorted(os.listdir(tmp_path / "cache"))
+    assert len(names) == 2 and names[0].endswith(".labels.npy") and names[1].endswith(".npy")
+    images = np.load(tmp_path / "cache" / names[1], mmap_mode="r")
+    assert images.shape == (COUNT, SIZE, SIZE, 3) and images.dtype == np.uint8
+
+
+@pytest.fixture
+def grouped(tmp_path):
+    """40 records sorted by group (patient): groups 0-3 then 4-7."""
+    out = []
+    for i in range(40):
+        path = tmp_path / "grouped" / f"img{i:02d}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(_image(i % 12)).save(path)
+        out.append(ImageRecord(str(path), label=i // 5, group=str(i // 5)))
+    return out
+
+
+@pytest.mark.parametrize("cache", [None, "memory", "file"])
+def test_every_batch_samples_the_whole_epoch(grouped, tmp_path, cache):
+    # A small shuffle_buffer once made cached batches come from a window of
+    # neighbouring groups; file records are now always globally permuted.
+    if cache == "file":
+        cache = str(tmp_path / "cache" / "train")
+    stream = training_stream(
+        grouped, batch_size=8, image_size=SIZE, seed=5, cache=cache, shuffle_buffer=8
+    )
+    for epoch in _epochs(stream, 2):
+        for _, groups in epoch:
+            assert groups.min() < 4 <= groups.max(), groups  # both halves in every batch
+
+
+def test_cached_dataset_source_is_permuted_globally():
+    # With a cache a dataset source is read by index too: global permutations.
+    images = np.stack([_image(i % 12) for i in range(40)])
+    source = tf.data.Dataset.from_tensor_slices({"image": images, "label": np.arange(40) // 5})
+    stream = _stream(source, batch_size=8, cache="memory", shuffle_buffer=8)
+    first = _epochs(stream, 2)
+    for epoch in first:
+        for _, groups in epoch:
+            assert groups.min() < 4 <= groups.max(), groups
+    resumed = _stream(source, batch_size=8, cache="memory", start_epoch=1)
+    assert _same(_epochs(resumed, 1)[0], first[1])
+
+
+def test_evaluation_reads_the_training_cache(records, tmp_path):
+    prefix = str(tmp_path / "cache" / "data")
+    _stream(records, cache=prefix)
+    for record in records:
+        _garble_keeping_size_and_mtime(record.path)  # so only the cache can serve them
+    batches = _evaluate(records, image_size=(SIZE, SIZE), cache=prefix, batch_size=5)
+    assert [i for images, _ in batches for i in _ids(images)] == list(range(COUNT))
+    assert len(_cache_keys(prefix)) == 1
+
+
 # ---------------------------------------------------------------- preprocessing
 
 
