@@ -2,6 +2,8 @@
 
 - generators (zoo GANs): `generate(z[, labels]) -> {"images"}`, images in
   [0, 1], float32 [N, H, W, C];
+- image translators: `translate(images, ...)` or one `translate_<direction>`
+  per direction -> {"images"}, images in [0, 1];
 - classifiers: `classify(images) -> {"probabilities"}`, images float32 in
   [0, 1], probabilities [N, num_classes];
 - a model may offer both (e.g. `semi_cgan`, whose discriminator classifies).
@@ -37,24 +39,6 @@ def classify_endpoint(classifier):
     return classify, [spec]
 
 
-def generate_endpoint(gan):
-    """(fn, signature) mapping z (and int labels) to images in [0, 1]."""
-    z_spec = tf.TensorSpec((None, gan.latent_dim), tf.float32, name="z")
-    if gan.conditional:
-        label_spec = tf.TensorSpec((None,), tf.int32, name="labels")
-
-        def generate(z, labels):
-            images = gan.generator([z, labels], training=False)
-            return {"images": gan.to_unit_range(images)}
-
-        return generate, [z_spec, label_spec]
-
-    def generate(z):
-        return {"images": gan.to_unit_range(gan.generator(z, training=False))}
-
-    return generate, [z_spec]
-
-
 def export(model, path, verbose=False):
     """Writes `model` to `path` as a SavedModel with its serving signatures.
 
@@ -74,6 +58,10 @@ def export(model, path, verbose=False):
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
+    # Networks the signatures use that the model does not track (e.g. the
+    # EMA copy of a generator, which holds the averaged weights).
+    for network in getattr(model, "export_networks", lambda: [])():
+        archive.track(network)
     endpoints = serving_endpoints(model)
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=signature)

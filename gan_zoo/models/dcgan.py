@@ -9,6 +9,7 @@ from gan_zoo import losses
 from gan_zoo.layers.conditioning import LabelMaps, OneHot
 from gan_zoo.models.gan import GAN
 from gan_zoo.registry import register_model
+from gan_zoo.schedules import TrainingPlan
 
 CITATION = (
     "Radford, Metz & Chintala, 'Unsupervised Representation Learning with Deep "
@@ -244,13 +245,23 @@ class DCGAN(GAN):
         self.beta_1 = float(beta_1)
 
     def default_optimizers(self):
-        return tuple(
-            keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1) for _ in range(2)
+        return {
+            group: keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
+            for group in ("g", "d")
+        }
+
+    def training_plan(self, epochs=None, batch_size=None):
+        """The reference's plan: batch 64, constant rate, 25 epochs (v3: 50)."""
+        return TrainingPlan(
+            epochs=epochs or VARIANTS[self.variant]["epochs"],
+            batch_size=batch_size or 64,
+            notes="Chi et al.: 25 epochs (v1, v2), 50 (v3); the reference DCGAN's batch 64",
         )
 
     def default_training(self):
         """The paper's epochs and batch size for this variant."""
-        return {"epochs": VARIANTS[self.variant]["epochs"], "batch_size": 64}
+        plan = self.training_plan()
+        return {"epochs": plan.epochs, "batch_size": plan.batch_size}
 
     def _discriminate(self, images, labels, stream):
         if self.instance_noise_std > 0:
@@ -274,8 +285,8 @@ class DCGAN(GAN):
                 self._discriminate(fake, labels, stream=11),
                 real_label=self.real_label,
             )
-            d_scaled = self.d_optimizer.scale_loss(self.reduce(d_per_example))
-        self.apply_gradients(self.d_optimizer, tape, d_scaled, self.discriminator_variables())
+            d_scaled = self.scale_loss("d", self.reduce(d_per_example))
+        self.apply_group_gradients("d", tape, d_scaled)
 
         # The reference updates G twice per D update, with the same z.
         for i in range(self.g_updates_per_d):
@@ -284,8 +295,8 @@ class DCGAN(GAN):
                 g_per_example = losses.generator_bce(
                     self._discriminate(fake, labels, stream=20 + i)
                 )
-                g_scaled = self.g_optimizer.scale_loss(self.reduce(g_per_example))
-            self.apply_gradients(self.g_optimizer, tape, g_scaled, self.generator_variables())
+                g_scaled = self.scale_loss("g", self.reduce(g_per_example))
+            self.apply_group_gradients("g", tape, g_scaled)
 
         self.track(d_loss=d_per_example, g_loss=g_per_example)
         return self.finish_step()

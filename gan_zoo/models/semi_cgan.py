@@ -8,7 +8,9 @@ from gan_zoo.data.splits import UNLABELLED
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.spectral_norm import SpectralConv2D
 from gan_zoo.models.gan import GAN
+from gan_zoo.models.roles import Classifier
 from gan_zoo.registry import register_model
+from gan_zoo.schedules import LinearDecay, TrainingPlan
 
 CITATION = (
     "Johnson, 'Detecting Invasive Ductal Carcinoma with Semi-Supervised "
@@ -99,7 +101,7 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class SemiSupervisedCGAN(GAN):
+class SemiSupervisedCGAN(Classifier, GAN):
     """Semi-supervised conditional GAN whose discriminator detects IDC.
 
     Johnson, "Detecting Invasive Ductal Carcinoma with Semi-Supervised
@@ -221,14 +223,28 @@ class SemiSupervisedCGAN(GAN):
         self.beta_2 = float(beta_2)
 
     def default_optimizers(self):
-        return tuple(
-            keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2)
-            for _ in range(2)
+        return {
+            group: keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2)
+            for group in ("g", "d")
+        }
+
+    def training_plan(self, epochs=None, batch_size=None):
+        """The paper's plan: 200 epochs of batch 128, random flips, the rate
+        constant for the first half of the epochs, then linear decay to 0."""
+        epochs = epochs or 200
+        return TrainingPlan(
+            epochs=epochs,
+            batch_size=batch_size or 128,
+            learning_rate=LinearDecay(constant_epochs=epochs // 2, total_epochs=epochs),
+            flips=True,
+            notes="Johnson 2020: 200 epochs, batch 128, constant then linear decay, flips",
         )
 
     def default_training(self):
         """200 epochs of batch 128; the rate decays linearly after epoch 100."""
-        return {"epochs": 200, "batch_size": 128, "constant_epochs": 100}
+        plan = self.training_plan()
+        return {"epochs": plan.epochs, "batch_size": plan.batch_size,
+                "constant_epochs": plan.learning_rate.constant_epochs}
 
     # ---------------------------------------------------------------- losses
     def _class_loss_of_labelled(self, logits, labels):
@@ -274,8 +290,8 @@ class SemiSupervisedCGAN(GAN):
                 + self.gradient_penalty_weight * penalty
                 + self.fake_class_loss_weight * fake_class
             ) + real_class
-            d_scaled = self.d_optimizer.scale_loss(d_loss)
-        self.apply_gradients(self.d_optimizer, tape, d_scaled, self.discriminator_variables())
+            d_scaled = self.scale_loss("d", d_loss)
+        self.apply_group_gradients("d", tape, d_scaled)
 
         with tf.GradientTape() as tape:
             fake = self.generator([z, fake_labels], training=True)
@@ -284,8 +300,8 @@ class SemiSupervisedCGAN(GAN):
                 self.generator_class_loss_weight
                 * tf.nn.sparse_softmax_cross_entropy_with_logits(fake_labels, on_fake["class"])
             )
-            g_scaled = self.g_optimizer.scale_loss(self.reduce(g_per_example))
-        self.apply_gradients(self.g_optimizer, tape, g_scaled, self.generator_variables())
+            g_scaled = self.scale_loss("g", self.reduce(g_per_example))
+        self.apply_group_gradients("g", tape, g_scaled)
 
         self.track(d_loss=adversarial, g_loss=g_per_example, gradient_penalty=penalty)
         return self.finish_step()
@@ -305,10 +321,6 @@ class SemiSupervisedCGAN(GAN):
         probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
         return keras.Model(images, probabilities, name="semi_cgan_classifier")
 
-    def serving_endpoints(self):
-        from gan_zoo.export_lib import classify_endpoint
-
-        return {**super().serving_endpoints(), "classify": classify_endpoint(self.classifier())}
 
     def get_config(self):
         return {
