@@ -1,8 +1,50 @@
-"""Per-layer noise injection (StyleGAN, PathologyGAN)."""
+"""Per-layer noise injection (StyleGAN, PathologyGAN), seeded from the model.
+
+A noise layer deep inside a functional generator cannot see the model's
+random stream, so the model opens a `noise_seed_scope(seed)` around its call
+of the generator (`AdversarialModel.noise_scope`), and every
+`NoiseInjection` inside draws stateless noise from that seed folded with a
+hash of its own name. The seed is a function of (model seed, training step,
+replica, stream), so the noise differs per replica and per step and an
+interrupted run that is restored draws exactly the noise it would have
+drawn. The scope is thread-local: `MirroredStrategy` traces each replica in
+its own thread, and each replica opens its own scope.
+"""
+
+import contextlib
+import threading
+import zlib
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+_SCOPE = threading.local()
+
+
+@contextlib.contextmanager
+def noise_seed_scope(seed):
+    """Noise layers called inside draw from `seed` (int64 tensor of shape [2]).
+
+    Args:
+        seed: a stateless seed, e.g. `model.stream_seed(stream)`.
+    """
+    previous = getattr(_SCOPE, "seed", None)
+    _SCOPE.seed = seed
+    try:
+        yield
+    finally:
+        _SCOPE.seed = previous
+
+
+def scoped_seed(salt):
+    """The open scope's seed folded with `salt` (a string), or None outside a scope."""
+    seed = getattr(_SCOPE, "seed", None)
+    if seed is None:
+        return None
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, tf.int64), zlib.crc32(salt.encode()) & 0x7FFFFFFF
+    )
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -17,11 +59,13 @@ class NoiseInjection(keras.layers.Layer):
     - `per_pixel=False` (PathologyGAN's code): one scalar per channel per
       sample, `noise` of shape `[B, 1, 1, C]`, broadcast over positions.
 
-    Pass `noise` to `call` to use your own noise (e.g. from a per-replica
-    `tf.random.Generator` under `MirroredStrategy`); it is then always added,
-    in training and inference alike. Otherwise noise is drawn with
-    `tf.random.normal` in training; at inference (`training=False`) the layer
-    is deterministic and adds nothing, unless `noise_at_inference=True`.
+    Pass `noise` to `call` to use your own noise; it is then always added,
+    in training and inference alike. Otherwise noise is drawn in training
+    (and at inference when `noise_at_inference=True`; else the layer adds
+    nothing there): inside a `noise_seed_scope` (zoo models open one around
+    every generator call) from the scope's seed and this layer's name, so
+    it is reproducible and differs per replica; outside a scope from
+    `tf.random.normal`, unseeded.
 
     Args:
         per_pixel: noise layout, see above.
@@ -68,7 +112,12 @@ class NoiseInjection(keras.layers.Layer):
         if noise is None:
             if not (training or self.noise_at_inference):
                 return inputs
-            noise = tf.random.normal(self.noise_shape(inputs), dtype=inputs.dtype)
+            seed = scoped_seed(self.name)
+            shape = self.noise_shape(inputs)
+            if seed is None:
+                noise = tf.random.normal(shape, dtype=inputs.dtype)
+            else:
+                noise = tf.random.stateless_normal(shape, seed, dtype=inputs.dtype)
         noise = ops.cast(noise, inputs.dtype)
         return inputs + ops.cast(self.noise_weight, inputs.dtype) * noise
 
