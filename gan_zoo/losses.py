@@ -195,10 +195,27 @@ def generator_wasserstein(fake_logits):
 # Relativistic average standard GAN -----------------------------------------
 
 
+def global_batch_mean(values):
+    """Mean over the batch axis of the GLOBAL batch, differentiable.
+
+    Under `tf.distribute` each replica holds part of the batch; the sums and
+    counts are all-reduced, so every replica gets the mean one device would
+    compute over the whole batch (and gradients flow through the
+    all-reduce). On one device it is `reduce_mean(values, axis=0)`.
+    """
+    total = tf.reduce_sum(values, axis=0, keepdims=True)
+    count = tf.cast(tf.shape(values)[0], values.dtype)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        total = context.all_reduce("sum", total)
+        count = context.all_reduce("sum", count)
+    return total / count
+
+
 def _relativistic_logits(real_logits, fake_logits):
     real_logits, fake_logits = _float32(real_logits), _float32(fake_logits)
-    real_vs_fake = real_logits - tf.reduce_mean(fake_logits, axis=0, keepdims=True)
-    fake_vs_real = fake_logits - tf.reduce_mean(real_logits, axis=0, keepdims=True)
+    real_vs_fake = real_logits - global_batch_mean(fake_logits)
+    fake_vs_real = fake_logits - global_batch_mean(real_logits)
     return real_vs_fake, fake_vs_real
 
 
@@ -207,11 +224,9 @@ def discriminator_relativistic_average(real_logits, fake_logits):
 
     `BCE(C(x_r) - mean C(x_f), 1) + BCE(C(x_f) - mean C(x_r), 0)` where the
     means over the *batch* of the other set are the relativistic reference
-    (for patch logits the mean is taken per position).
-
-    Under `tf.distribute` each replica sees only its own part of the batch,
-    so the reference is the replica-local mean, not the global-batch mean:
-    the loss then depends on the per-replica batch size.
+    (for patch logits the mean is taken per position). The means are over
+    the GLOBAL batch (`global_batch_mean`), so N replicas compute the loss
+    one device would.
 
     Args:
         real_logits: critic outputs on real data, `[B, ...]`.
@@ -230,8 +245,8 @@ def discriminator_relativistic_average(real_logits, fake_logits):
 def generator_relativistic_average(real_logits, fake_logits):
     """RaSGAN generator loss, the discriminator's with the labels swapped.
 
-    `BCE(C(x_f) - mean C(x_r), 1) + BCE(C(x_r) - mean C(x_f), 0)`; the same
-    replica-local caveat as `discriminator_relativistic_average` applies.
+    `BCE(C(x_f) - mean C(x_r), 1) + BCE(C(x_r) - mean C(x_f), 0)`, with
+    global-batch means as in `discriminator_relativistic_average`.
 
     Args:
         real_logits: critic outputs on real data, `[B, ...]`.

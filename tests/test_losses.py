@@ -209,3 +209,32 @@ def test_r1_penalty():
     w = np.random.default_rng(3).normal(size=(4, 4, 2)).astype(np.float32)
     linear = lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])[:, None]  # noqa: E731
     _check(losses.r1_penalty(linear, real), np.full(3, np.sum(w**2), np.float32))
+
+
+def test_relativistic_average_uses_the_global_batch_under_mirrored(mirrored):
+    # Replicas get different halves of the batch: with replica-local means
+    # the two halves would see different references.
+    real = tf.constant([[0.5], [2.0], [-1.0], [3.0]])
+    fake = tf.constant([[-0.5], [1.0], [0.0], [-2.0]])
+    weight = tf.Variable(1.5)
+
+    def per_replica_losses(real, fake):
+        with tf.GradientTape() as tape:
+            d = losses.discriminator_relativistic_average(weight * real, weight * fake)
+            g = losses.generator_relativistic_average(weight * real, weight * fake)
+            total = tf.nn.compute_average_loss(d + g, global_batch_size=4)
+        return d, g, tape.gradient(total, weight)
+
+    expected_d, expected_g, expected_grad = per_replica_losses(real, fake)
+    with mirrored.scope():
+        weight = tf.Variable(1.5)
+    dataset = mirrored.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors((real, fake))
+    )
+    d, g, grad = mirrored.run(per_replica_losses, args=next(iter(dataset)))
+    got_d = tf.concat(mirrored.experimental_local_results(d), 0)
+    got_g = tf.concat(mirrored.experimental_local_results(g), 0)
+    grad = mirrored.reduce("sum", grad, axis=None)
+    np.testing.assert_allclose(got_d, expected_d, rtol=1e-6)
+    np.testing.assert_allclose(got_g, expected_g, rtol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5)

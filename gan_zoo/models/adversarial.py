@@ -29,6 +29,8 @@ generator (`generate`), an image translator (`translate`), a classifier
 (`classify`); each contributes its exported signatures and sample grids.
 """
 
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -125,7 +127,9 @@ class AdversarialModel(keras.Model):
         self.base_learning_rates = {}
         self.update_schedule = None
         self.active_phase = None
-        self._step_signals = {}
+        # Per thread: MirroredStrategy traces each replica in its own thread.
+        self._step_signals = _Untracked({})
+        self._step_signals.local = threading.local()
         self._ema_copies = _Untracked({})
         # The networks are functional models, already built; building the
         # wrapper here lets fit() under a strategy and load_weights work.
@@ -325,15 +329,22 @@ class AdversarialModel(keras.Model):
             value = tf.cast(value, tf.float32)
             self.trackers[name].update_state(value)
             if name == signals:
-                self._step_signals[name] = all_reduce_sum(self.reduce(value))
+                self._signals_of_this_replica()[name] = all_reduce_sum(self.reduce(value))
 
     def finish_step(self):
         self.step_counter.assign_add(1)
         logs = {name: t.result() for name, t in self.trackers.items()}
-        for name, value in self._step_signals.items():
+        signals = self._signals_of_this_replica()
+        for name, value in signals.items():
             logs[f"_signal/{name}"] = value
-        self._step_signals = {}
+        signals.clear()
         return logs
+
+    def _signals_of_this_replica(self):
+        local = self._step_signals.local
+        if not hasattr(local, "signals"):
+            local.signals = {}
+        return local.signals
 
     # ------------------------------------------------------- update schedule
     def set_update_schedule(self, schedule):
