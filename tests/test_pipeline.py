@@ -321,6 +321,16 @@ def test_grayscale_becomes_rgb_and_rgb_becomes_grayscale(tmp_path):
     assert 0.4 < single.mean() < 0.6  # luma of pure green, alpha dropped
 
 
+def test_dataset_source_with_known_single_channel():
+    # A static 1-channel spec used to fail while tracing rgb_to_grayscale.
+    gray = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8, 1)
+    source = tf.data.Dataset.from_tensor_slices({"image": gray})
+    (single,) = _evaluate(source, channels=1)
+    np.testing.assert_allclose(single * 255, gray, atol=1e-3)
+    (rgb,) = _evaluate(source, channels=3)
+    assert rgb.shape == (2, 8, 8, 3) and (rgb[..., 2] == rgb[..., 0]).all()
+
+
 def test_evaluation_keeps_order_and_last_partial_batch(records):
     batches = list(
         evaluation_dataset(

@@ -24,6 +24,11 @@ import hashlib
 
 import tensorflow as tf
 
+from gan_zoo.data.preprocess import check_positive
+
+# Shuffle buffers (of uncached dataset sources) hold uint8 images; this caps
+# their memory by default.
+_SHUFFLE_BUFFER_BYTES = 256 * 2**20
 # Graph-level seed fixed inside each function that shuffles with a buffer,
 # so that the buffer's order does not depend on the caller's
 # `tf.random.set_seed`.
@@ -37,6 +42,38 @@ def stream_number(name: str) -> int:
     """
     digest = hashlib.sha256(name.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def epoch_range(start_epoch, epochs):
+    """The epoch numbers a stream yields, as an int64 dataset (checked).
+
+    Args:
+        start_epoch: the first epoch, >= 0.
+        epochs: the epoch to stop before (>= start_epoch), or None: endless.
+    """
+    if start_epoch < 0:
+        raise ValueError(f"start_epoch must be >= 0, got {start_epoch}.")
+    # epochs == start_epoch (a finished run resumed) is allowed: no batches.
+    if epochs is not None and epochs < start_epoch:
+        raise ValueError(f"epochs ({epochs}) must be at least start_epoch ({start_epoch}).")
+    if epochs is None:
+        return tf.data.Dataset.counter(start_epoch)
+    return tf.data.Dataset.range(start_epoch, epochs)
+
+
+def default_shuffle_buffer(shuffle_buffer, prep, batch_size):
+    """`shuffle_buffer` checked, or the default: 256 MiB of images, >= a batch.
+
+    Args:
+        shuffle_buffer: a positive int, or None for the default.
+        prep: the `Preprocessing` (its image shape sizes the default).
+        batch_size: the default's minimum.
+    """
+    if shuffle_buffer is None:
+        image_bytes = prep.image_size[0] * prep.image_size[1] * prep.channels
+        shuffle_buffer = max(batch_size, _SHUFFLE_BUFFER_BYTES // image_bytes)
+    check_positive("shuffle_buffer", shuffle_buffer)
+    return shuffle_buffer
 
 
 def epoch_keys(seed, epoch, stream=None):

@@ -31,7 +31,12 @@ import dataclasses
 import tensorflow as tf
 
 from gan_zoo.data.image_folder import check_on_error
-from gan_zoo.data.order import epoch_examples, finalize_fn
+from gan_zoo.data.order import (
+    default_shuffle_buffer,
+    epoch_examples,
+    epoch_range,
+    finalize_fn,
+)
 from gan_zoo.data.preprocess import (
     SIZE_POLICIES,
     check_positive,
@@ -48,11 +53,6 @@ from gan_zoo.data.sources import (
 )
 
 __all__ = ["SIZE_POLICIES", "TrainingStream", "evaluation_dataset", "training_stream"]
-
-# Shuffle buffers (of uncached dataset sources) hold uint8 images; this caps
-# their memory by default.
-_SHUFFLE_BUFFER_BYTES = 256 * 2**20
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainingStream:
@@ -225,32 +225,6 @@ def training_stream(
         skipped=prepared.skipped,
         num_skipped=prepared.num_skipped,
     )
-
-
-def epoch_range(start_epoch, epochs):
-    """The epoch numbers a stream yields, as an int64 dataset (checked).
-
-    Args:
-        start_epoch: the first epoch, >= 0.
-        epochs: the epoch to stop before (>= start_epoch), or None: endless.
-    """
-    if start_epoch < 0:
-        raise ValueError(f"start_epoch must be >= 0, got {start_epoch}.")
-    # epochs == start_epoch (a finished run resumed) is allowed: no batches.
-    if epochs is not None and epochs < start_epoch:
-        raise ValueError(f"epochs ({epochs}) must be at least start_epoch ({start_epoch}).")
-    if epochs is None:
-        return tf.data.Dataset.counter(start_epoch)
-    return tf.data.Dataset.range(start_epoch, epochs)
-
-
-def default_shuffle_buffer(shuffle_buffer, prep, batch_size):
-    """`shuffle_buffer` checked, or the default: 256 MiB of images, >= a batch."""
-    if shuffle_buffer is None:
-        image_bytes = prep.image_size[0] * prep.image_size[1] * prep.channels
-        shuffle_buffer = max(batch_size, _SHUFFLE_BUFFER_BYTES // image_bytes)
-    check_positive("shuffle_buffer", shuffle_buffer)
-    return shuffle_buffer
 
 
 def evaluation_dataset(

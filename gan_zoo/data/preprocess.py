@@ -141,6 +141,12 @@ def preprocess(image, prep, name):
 
 def _to_channels(image, channels):
     """Converts 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels."""
+    if image.shape[-1] is not None:
+        # Known channels (a dataset source's spec): one branch only, since
+        # tracing rgb_to_grayscale on a 1-channel image fails.
+        if channels == 3:
+            return image[..., :3] if image.shape[-1] >= 3 else tf.tile(image[..., :1], [1, 1, 3])
+        return tf.image.rgb_to_grayscale(image[..., :3]) if image.shape[-1] >= 3 else image[..., :1]
     has_color = tf.shape(image)[-1] >= 3
     if channels == 3:
         return tf.cond(
