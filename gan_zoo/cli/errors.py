@@ -1,10 +1,16 @@
-"""How `gan-zoo` reports errors: one line on stderr and an exit status.
+"""How `gan-zoo` and the recipes report errors: one line on stderr and an exit status.
 
-User errors (a missing file, an unknown model or option, a malformed
-`--set`, an empty data folder) are `UsageError`s: one line, status 2. A
-Ctrl-C ends with status 130. Anything else is a bug and keeps its traceback.
+- `UsageError`: a problem with what the user asked for (a missing file, an
+  unknown model or option, a malformed `--set`, an empty data folder, a
+  run folder that cannot be used): status 2.
+- `CommandFailed`, or an `OSError` that says a disk is full or a folder
+  cannot be written: the work could not finish: status 1.
+- Ctrl-C: status 130.
+
+Anything else is a bug and keeps its traceback.
 """
 
+import errno
 import sys
 
 PROG = "gan-zoo"
@@ -12,9 +18,26 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
+# A write the user can fix by freeing space, raising a quota or choosing a
+# writable folder. Other OSErrors (a missing file, say) are more often a bug
+# in the code than in the environment, so they keep their traceback.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# h5py (Keras' weight files) raises OSErrors whose errno is unset and whose
+# text carries the C library's message.
+_WRITE_MESSAGES = {
+    "No space left on device": errno.ENOSPC,
+    "Disk quota exceeded": errno.EDQUOT,
+    "Read-only file system": errno.EROFS,
+    "Permission denied": errno.EACCES,
+}
+
 
 class UsageError(Exception):
     """A problem with what the user asked for: one line on stderr, exit 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not finish its work: one line on stderr, exit 1."""
 
 
 def message(error):
@@ -46,23 +69,70 @@ def raised_by(error, modules):
     return any(raiser == m or raiser.startswith(m + ".") for m in modules)
 
 
-def exit_status(function, *args, prog=PROG):
+def write_error(error):
+    """The full-disk or not-writable OSError behind `error`, or None.
+
+    Looks at `error` and the exceptions it was raised from or while handling
+    (Keras and TensorFlow wrap the OSError of a failed write).
+
+    Args:
+        error: a caught exception.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError):
+            if error.errno in _WRITE_ERRNOS:
+                return error
+            if error.errno is None and any(text in str(error) for text in _WRITE_MESSAGES):
+                return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def describe_write_error(error):
+    """'No space left on device: <file>' for an error `write_error` returned.
+
+    Args:
+        error: an OSError.
+    """
+    reason = error.strerror
+    if not reason or error.errno is None:
+        reason = next((text for text in _WRITE_MESSAGES if text in str(error)), str(error))
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def exit_status(function, *args, prog=PROG, on_write_error=""):
     """Runs `function(*args)` and turns the errors a user can act on into a status.
 
     Args:
         function: the command; returns its exit status.
         *args: its arguments.
         prog: the program name that starts each error line.
+        on_write_error: a sentence added after a full-disk or not-writable
+            error, or a callable returning one (e.g. where the run resumes).
 
     Returns:
-        The command's status, `EXIT_USAGE` after a `UsageError` or
-        `EXIT_INTERRUPTED` after Ctrl-C (each with one line on stderr).
+        The command's status, or after one line on stderr: `EXIT_USAGE` for
+        a `UsageError`, `EXIT_FAILED` for `CommandFailed` and write errors,
+        `EXIT_INTERRUPTED` for Ctrl-C.
     """
     try:
         return function(*args)
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandFailed as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        cause = write_error(error)
+        if cause is None:
+            raise
+        hint = on_write_error() if callable(on_write_error) else on_write_error
+        line = f"{prog}: error: {describe_write_error(cause)}."
+        print(f"{line} {hint}".rstrip(), file=sys.stderr)
+        return EXIT_FAILED

@@ -3,7 +3,7 @@
 import math
 import pathlib
 
-from gan_zoo.cli.arguments import HelpFormatter, positive_int
+from gan_zoo.cli.arguments import HelpFormatter, positive_int, seed
 from gan_zoo.cli.errors import UsageError
 from gan_zoo.cli.loading import load_checkpoint, require_generator
 
@@ -32,7 +32,7 @@ def add_parser(commands):
                    "equal consecutive blocks, e.g. 0,0,1,1 for --n 4, so that a grid "
                    "whose --rows is a multiple of the number of classes and divides --n "
                    "shows each class in whole rows)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="seed of the latent vectors (the same seed gives the same images)")
     p.add_argument("--out", required=True, metavar="FILE.png|DIR",
                    help="a .png (or .jpg) file for one grid, or a folder for one file per image")
