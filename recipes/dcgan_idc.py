@@ -6,15 +6,24 @@ a small CNN trained on real, synthetic, and real + synthetic patches is
 evaluated on held-out test patients (threshold chosen on validation
 patients). Without --data-dir it runs on the procedural demo data.
 
+IDC patches are 50x50 and are trained at that size: another --image-size is
+refused. The IDC size policy pads or crops (it never stretches, so that the
+off-size patches cut at a slide's border keep the tissue's scale); at 64 px
+every image would be 39% black padding, at 32 px it would lose 59% of its
+tissue. Resizing all patches instead would need the edge patches padded
+first, which the pipeline's single size policy cannot express.
+
     python recipes/dcgan_idc.py --epochs 10 --base-filters 32
     python recipes/dcgan_idc.py --data-dir ../shared/data/idc --variant v3
 """
 
+import sys
 import time
 
 import numpy as np
 
 import gan_zoo
+from gan_zoo.cli.arguments import non_negative_int, positive_float, positive_int, seed
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.metrics.plots import save_loss_curves
@@ -22,7 +31,7 @@ from gan_zoo.models.dcgan import VARIANTS
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.downstream import AugmentationEvaluation, load_arrays
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import recipe_parser, start_run
+from gan_zoo.training.recipe import idc_size_problem, recipe_main, recipe_parser, start_run
 
 NAME = "dcgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -32,25 +41,30 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=64)
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="v3",
                         help="Chi et al. variant (the paper's final model is v3)")
-    parser.add_argument("--image-size", type=int, default=50, help="patch side")
-    parser.add_argument("--base-filters", type=int, default=64,
+    parser.add_argument("--image-size", type=positive_int, default=idc.PATCH_SIZE,
+                        help="image side; must be the IDC patch side (see the description)")
+    parser.add_argument("--base-filters", type=positive_int, default=64,
                         help="width f of the networks (64 in the paper; 32 trains ~4x faster)")
-    parser.add_argument("--split-seed", type=int, default=0,
+    parser.add_argument("--split-seed", type=seed, default=0,
                         help="seed of the random 70/15/15 patient split")
-    parser.add_argument("--eval-every", type=int, default=0,
+    parser.add_argument("--eval-every", type=non_negative_int, default=0,
                         help="epochs between downstream evaluations (0: only at the end)")
-    parser.add_argument("--eval-epochs", type=int, default=5,
+    parser.add_argument("--eval-epochs", type=positive_int, default=5,
                         help="epochs of each downstream classifier")
-    parser.add_argument("--eval-width", type=float, default=0.5,
+    parser.add_argument("--eval-width", type=positive_float, default=0.5,
                         help="width multiplier of the downstream small CNN")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy")
     args = parser.parse_args(argv)
+    problem = idc_size_problem(args.image_size)
+    if problem:
+        parser.error(f"--image-size {args.image_size}: {problem}")
     if args.epochs is None:
         args.epochs = VARIANTS[args.variant]["epochs"]
     return args
 
 
+@recipe_main
 def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
@@ -132,4 +146,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main.command_line())

@@ -24,21 +24,22 @@ the cGAN uses the rest as unlabelled images for its real/fake head.
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --width 1 --epochs 200
 """
 
+import sys
 import time
 
 import numpy as np
 
 import gan_zoo
 from gan_zoo import metrics as clinical
+from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
 from gan_zoo.metrics.plots import save_confusion_matrix, save_loss_curves, save_roc_curves
-from gan_zoo.training.callbacks import LinearLearningRateDecay
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import recipe_parser, start_run
+from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
 
 NAME = "semi_cgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -46,20 +47,21 @@ POLICY = idc.IDC_SIZE_POLICY
 
 def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=200, batch_size=128)
-    parser.add_argument("--width", type=float, default=1, help="the paper's width multiplier omega (1, 2 or 4)")
-    parser.add_argument("--labelled-fraction", type=float, default=1.0,
-                        help="fraction of training patches whose label is used")
+    parser.add_argument("--width", type=positive_float, default=1,
+                        help="the paper's width multiplier omega (1, 2 or 4)")
+    parser.add_argument("--labelled-fraction", type=fraction, default=1.0,
+                        help="fraction of training patches whose label is used, in (0, 1]")
     parser.add_argument("--split", choices=("auto", "cruz_roa", "random"), default="auto",
                         help="patient split (see the description)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
+    parser.add_argument("--split-seed", type=seed, default=0, help="seed of the patient split")
     parser.add_argument("--baselines", default="cruz_roa_cnn,small_cnn",
                         help="comma-separated zoo classifiers to compare ('' for none)")
-    parser.add_argument("--baseline-epochs", type=int, default=None,
+    parser.add_argument("--baseline-epochs", type=positive_int, default=None,
                         help="epochs of every baseline (default: each model's own default)")
     parser.add_argument("--skip-gan", action="store_true", help="train only the baselines")
     parser.add_argument("--class-weights", action="store_true",
                         help="weight the class losses by inverse class frequency")
-    parser.add_argument("--eval-every", type=int, default=5,
+    parser.add_argument("--eval-every", type=non_negative_int, default=5,
                         help="epochs between validation-AUROC checks of the cGAN (0: never)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
     return parser.parse_args(argv)
@@ -105,6 +107,7 @@ def evaluate(scores, labels):
     )
 
 
+@recipe_main
 def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
@@ -154,12 +157,14 @@ def main(argv=None):
             val = predict_scores(classifier, records["validation"], size_policy=POLICY)
             return {"validation_auroc": clinical.binary_metrics(labels["validation"], val)["auroc"]}
 
+        # The model's plan: flips, and the rate constant for the first half
+        # of the epochs, then decaying linearly (the same plan `gan-zoo
+        # train semi_cgan` uses).
         epoch_logs = train_gan(
             gan, records["train"], run, epochs=args.epochs, batch_size=args.batch_size,
-            seed=args.seed, size_policy=POLICY, flips=True,
+            seed=args.seed, size_policy=POLICY,
             evaluate=validation_auroc if args.eval_every else None,
             evaluate_every=args.eval_every or 1,
-            callbacks=[LinearLearningRateDecay(args.epochs // 2, args.epochs)],
         )
         name = f"semi_cgan_w{args.width:g}"
         scores[name] = {s: predict_scores(classifier, records[s], size_policy=POLICY) for s in labels}
@@ -210,4 +215,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main.command_line())

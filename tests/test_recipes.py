@@ -1,8 +1,11 @@
 """The recipes end to end on the procedural demo data (tiny settings)."""
 
+import errno
 import importlib.util
 import json
+import os
 import pathlib
+import socket
 
 import pytest
 
@@ -84,3 +87,138 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
     with pytest.raises(ValueError, match="use --split random"):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
+
+
+# ------------------------------------------------- issue 8: bad input, bad luck
+# Each of these ends before any data is loaded or any model is built.
+
+
+@pytest.mark.parametrize("name, argv, fragment", [
+    ("dcgan_idc", ["--epochs", "0"], "argument --epochs: 0 is not a positive integer"),
+    ("dcgan_idc", ["--epochs", "-1"], "argument --epochs: -1 is not a positive integer"),
+    ("dcgan_idc", ["--batch-size", "0"], "argument --batch-size"),
+    ("dcgan_idc", ["--seed", "-1"], "argument --seed: -1 is not a seed"),
+    ("dcgan_idc", ["--split-seed", "-1"], "argument --split-seed"),
+    ("dcgan_idc", ["--base-filters", "0"], "argument --base-filters"),
+    ("dcgan_idc", ["--image-size", "0"], "argument --image-size"),
+    ("dcgan_idc", ["--eval-every", "-1"], "argument --eval-every: -1 is negative"),
+    ("dcgan_idc", ["--eval-epochs", "0"], "argument --eval-epochs"),
+    ("dcgan_idc", ["--eval-width", "0"], "argument --eval-width: 0 is not a positive number"),
+    ("dcgan_idc", ["--eval-width", "nan"], "argument --eval-width"),
+    ("semi_cgan_idc", ["--epochs", "0"], "argument --epochs"),
+    ("semi_cgan_idc", ["--width", "0"], "argument --width: 0 is not a positive number"),
+    ("semi_cgan_idc", ["--width", "-1"], "argument --width"),
+    ("semi_cgan_idc", ["--labelled-fraction", "0"], "argument --labelled-fraction: 0 is not in (0, 1]"),
+    ("semi_cgan_idc", ["--labelled-fraction", "1.5"], "argument --labelled-fraction"),
+    ("semi_cgan_idc", ["--baseline-epochs", "0"], "argument --baseline-epochs"),
+    ("semi_cgan_idc", ["--eval-every", "-5"], "argument --eval-every"),
+])
+def test_recipe_numbers_are_checked_while_parsing(capsys, name, argv, fragment):
+    # 8.23: --epochs 0 used to end in FileNotFoundError metrics.jsonl after training.
+    with pytest.raises(SystemExit) as caught:
+        load_recipe(name).parse_args(argv)
+    assert caught.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size, effect", [
+    (64, "at 64x64 39% of every image would be black padding"),
+    (32, "at 32x32 59% of every patch would be cropped away"),
+])
+def test_dcgan_recipe_trains_idc_patches_at_their_size(capsys, size, effect):
+    # 8.7: refused, because the IDC size policy pads or crops, never stretches.
+    with pytest.raises(SystemExit):
+        load_recipe("dcgan_idc").parse_args(["--image-size", str(size)])
+    err = capsys.readouterr().err
+    assert f"--image-size {size}: IDC patches are 50x50" in err and effect in err
+    assert load_recipe("dcgan_idc").parse_args(["--image-size", "50"]).image_size == 50
+
+
+def run_command_line(capsys, name, argv):
+    status = load_recipe(name).main.command_line(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return status, err
+
+
+def test_recipe_command_line_stops_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_ZOO_DEMO_DIR", str(tmp_path / "demo"))
+    argv = ["--epochs", "0", "--out", str(tmp_path / "run")]
+    status, err = run_command_line(capsys, "dcgan_idc", argv)
+    assert status == 2 and "argument --epochs" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("name", ["dcgan_idc", "semi_cgan_idc"])
+def test_recipe_out_inside_data_dir_is_refused(capsys, tmp_path, name):
+    # 8.15: every later scan of the dataset would fail on the run's files.
+    data = tmp_path / "idc"
+    data.mkdir()
+    status, err = run_command_line(
+        capsys, name, ["--data-dir", str(data), "--out", str(data / "run"), "--epochs", "1"])
+    assert status == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"python recipes/{name}.py: error: --out {data / 'run'} is inside --data-dir")
+    assert not any(data.iterdir())
+
+
+def test_recipe_on_a_folder_in_use_is_refused(capsys, tmp_path):
+    # 8.16
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.lock").write_text(json.dumps(
+        {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00"}))
+    status, err = run_command_line(capsys, "dcgan_idc", ["--out", str(out), "--epochs", "1"])
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"{out} is in use by another run (process {os.getppid()}" in err
+
+
+def test_recipe_read_only_out_is_one_line(capsys, tmp_path, monkeypatch):
+    # 8.21 (a read-only mount: chmod does not stop root).
+    out = tmp_path / "readonly" / "run"
+    real_mkdir = os.mkdir
+
+    def read_only_mkdir(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path / "readonly")):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only_mkdir)
+    status, err = run_command_line(capsys, "semi_cgan_idc", ["--out", str(out), "--epochs", "1"])
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"Cannot write the run folder {out}: Read-only file system" in err
+
+
+def test_recipe_full_disk_is_one_line_and_releases_the_folder(capsys, tmp_path, monkeypatch, demo):
+    # 8.21: a full disk after the run started (here: while reading the data).
+    from gan_zoo.data import idc
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "cache/file")
+
+    monkeypatch.setattr(idc, "scan_idc", full_disk)
+    out = tmp_path / "run"
+    status, err = run_command_line(capsys, "dcgan_idc", ["--out", str(out), "--epochs", "1"])
+    assert status == 1
+    assert err == (
+        "python recipes/dcgan_idc.py: error: No space left on device: cache/file. Rerun the "
+        "same command "
+        f"to resume in {out} from the last finished epoch.\n"
+    )
+    assert (out / "config.json").is_file() and not (out / "run.lock").exists()
+
+
+def test_recipe_rerun_after_an_early_failure_is_not_other_options(capsys, tmp_path, monkeypatch, demo):
+    # 8.17: a run that failed before its first checkpoint protects nothing.
+    from gan_zoo.data import idc
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("failed before the first checkpoint")
+
+    monkeypatch.setattr(idc, "scan_idc", broken)
+    out = tmp_path / "run"
+    recipe = load_recipe("dcgan_idc")
+    with pytest.raises(RuntimeError):
+        recipe.main(["--out", str(out), "--batch-size", "7"])
+    with pytest.raises(RuntimeError):  # the corrected command gets past start_run
+        recipe.main(["--out", str(out), "--batch-size", "8"])
+    assert json.loads((out / "config.json").read_text())["options"]["batch_size"] == 8

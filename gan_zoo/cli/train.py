@@ -8,12 +8,23 @@ import textwrap
 import time
 
 import gan_zoo
-from gan_zoo.cli.arguments import HelpFormatter, parse_overrides, positive_int
-from gan_zoo.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, PROG, UsageError, message
+from gan_zoo.cli.arguments import HelpFormatter, parse_overrides, positive_int, seed
+from gan_zoo.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    PROG,
+    CommandFailed,
+    UsageError,
+    describe_write_error,
+    message,
+    write_error,
+)
 from gan_zoo.cli.loading import build, get_spec, resolve_config
 from gan_zoo.options import PRECISIONS, STRATEGIES
+from gan_zoo.training.recipe import check_out_dir, idc_size_problem, start_run
 
 LAYOUTS = ("folder", "idc")
+IDC_TOP_FOLDER = "IDC_regular_ps50_idx5"  # the original release's top folder
 
 
 def add_parser(commands):
@@ -39,7 +50,9 @@ def add_parser(commands):
     p.add_argument("--layout", choices=LAYOUTS, default="folder",
                    help="how --data-dir is organised: 'folder' = <class>/<images> (any "
                    "size, resized); 'idc' = the Kaggle IDC layout <patient>/<0|1>/*.png "
-                   "(or its zip), off-size edge patches padded, not stretched")
+                   "(or its zip), trained at the patch side 50, off-size edge patches "
+                   "padded, not stretched; a folder in the IDC layout given as 'folder' "
+                   "is refused (its patients would become classes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config value; repeatable; values are Python "
                    "literals or strings, e.g. --set variant=v3 --set image_size=50")
@@ -51,8 +64,8 @@ def add_parser(commands):
                    "from default_training())")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="global batch size (default: the model's paper default)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the weights, data order and training noise")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the weights, data order and training noise (0..2**32-1)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="Keras dtype policy (bfloat16 is faster on GPUs and CPUs "
                    "with AVX512_BF16)")
@@ -60,7 +73,7 @@ def add_parser(commands):
                    help="XLA-compile the train step (often faster on GPU, slower on CPU)")
     p.add_argument("--out", type=pathlib.Path, default=None,
                    help="run folder (default: runs/<model>-<date>-<time>); an existing "
-                   "run folder is resumed")
+                   "run folder is resumed; not inside --data-dir")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="tf.distribute strategy: 'auto' mirrors over several GPUs, "
                    "else one device")
@@ -119,6 +132,9 @@ def training_data(data_dir, layout):
             data_dir, layout, dataset.records(), idc.CLASS_NAMES, idc.IDC_SIZE_POLICY,
             dataset.summary(),
         )
+    hint = idc_layout_hint(data_dir)
+    if hint:
+        raise UsageError(hint)
     from gan_zoo.data.image_folder import scan_image_folder
 
     try:
@@ -132,6 +148,42 @@ def training_data(data_dir, layout):
     )
     return TrainingData(
         data_dir, layout, list(folder.records), folder.class_names, "resize", summary
+    )
+
+
+def _visible(folder):
+    return sorted(e for e in folder.iterdir() if not e.name.startswith("."))
+
+
+def idc_layout_hint(data_dir):
+    """The error for an IDC dataset given as `--layout folder`; None for other data.
+
+    Read as a class-per-folder tree, the IDC layout <patient>/<0|1>/*.png
+    gives one class per patient, and its 50x50 patches would be resized:
+    refused, with the hint `--layout idc`, rather than switched silently,
+    so that the layout recorded in config.json is the one the user typed.
+
+    Args:
+        data_dir: the --data-dir folder.
+    """
+    path = pathlib.Path(data_dir)
+    hint = "pass --layout idc (read as --layout folder, its patients would be the classes)"
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return f"{path} is a zip archive, not an image folder; for the IDC release's zip {hint}."
+    if not path.is_dir():
+        return None
+    if (path / IDC_TOP_FOLDER).is_dir():
+        return f"{path} holds the IDC release ({IDC_TOP_FOLDER}/): {hint}."
+    patients = _visible(path)
+    if not patients or not all(p.is_dir() for p in patients):
+        return None
+    for patient in patients:
+        labels = _visible(patient)
+        if not labels or not all(e.is_dir() and e.name in ("0", "1") for e in labels):
+            return None
+    return (
+        f"{path} is in the IDC layout <patient>/<0|1>/*.png (e.g. {patients[0].name}/"
+        f"{_visible(patients[0])[0].name}/): {hint}."
     )
 
 
@@ -155,14 +207,18 @@ def model_overrides(args, spec, data, overrides):
                 f"--set gives num_classes={overrides['num_classes']}."
             )
         overrides["num_classes"] = wanted
-    if data.layout == "idc" and "image_size" not in overrides:
+    if data.layout == "idc" and "image_size" in overrides:
+        problem = idc_size_problem(overrides["image_size"])
+        if problem:
+            raise UsageError(f"--set image_size={overrides['image_size']!r}: {problem}")
+    elif data.layout == "idc":
         from gan_zoo.data.idc import PATCH_SIZE
 
         if spec.config.get("image_size", PATCH_SIZE) != PATCH_SIZE:
             print(
                 f"IDC patches are {PATCH_SIZE}x{PATCH_SIZE}: training at image_size={PATCH_SIZE} "
-                f"(the model's default is {spec.config['image_size']}; --set image_size=... "
-                "to choose; the IDC size policy pads or crops, never stretches)."
+                f"(the model's default is {spec.config['image_size']}; the IDC size policy "
+                "pads or crops, never stretches)."
             )
             overrides["image_size"] = PATCH_SIZE
     if "seed" in spec.config and "seed" not in overrides:
@@ -209,6 +265,7 @@ def run(args):
             f"({', '.join(gan_zoo.list_models(task='generator'))})."
         )
     resolve_config(args.model, overrides)  # unknown keys, before reading the data
+    check_out_dir(args.out, args.data_dir)  # start_run checks again; this is before any work
     data = training_data(args.data_dir, args.layout)
     print(data.summary)
     config = resolve_config(args.model, model_overrides(args, spec, data, overrides))
@@ -222,10 +279,7 @@ def run(args):
     import keras
 
     from gan_zoo.models.gan import set_precision
-    from gan_zoo.training.checkpoint import NonFiniteLossError
     from gan_zoo.training.distribute import get_strategy
-    from gan_zoo.training.loop import train_gan
-    from gan_zoo.training.recipe import start_run
 
     # Seed and precision before the model is built (start_run sets them
     # again); the model's default_training() gives the run's length.
@@ -258,10 +312,19 @@ def run(args):
         sample_every=args.sample_every,
         out=args.out,
     )
+    # A RunFolderError (a UsageError) when the folder is in use, holds a run
+    # with other options, is inside the data or cannot be written.
+    run_folder = start_run(args.model, options)
     try:
-        run_folder = start_run(args.model, options)
-    except ValueError as error:  # the folder holds a run with other options
-        raise UsageError(message(error)) from None
+        return _train(args, spec, config, gan, data, run_folder, epochs, batch_size)
+    finally:
+        run_folder.close()  # releases the folder's lock
+
+
+def _train(args, spec, config, gan, data, run_folder, epochs, batch_size):
+    """Trains into the prepared run folder and saves the model; returns the exit status."""
+    from gan_zoo.training.checkpoint import NonFiniteLossError
+    from gan_zoo.training.loop import train_gan
 
     changed = ", ".join(f"{k}={v!r}" for k, v in config.items() if spec.config[k] != v)
     print(
@@ -275,6 +338,8 @@ def run(args):
             epochs=epochs, batch_size=batch_size, seed=args.seed,
             size_policy=data.size_policy, sample_every=args.sample_every, verbose="auto",
         )
+        model_path = run_folder.path(f"{args.model}.keras")
+        gan.save(model_path)
     except NonFiniteLossError as error:
         print(
             f"{PROG}: training failed: {message(error)} The last good epoch is backed "
@@ -289,10 +354,22 @@ def run(args):
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    model_path = run_folder.path(f"{args.model}.keras")
-    gan.save(model_path)
+    except Exception as error:
+        _raise_if_write_error(error, run_folder)
+        raise
     _print_summary(args.model, run_folder, model_path, logs, time.perf_counter() - started)
     return 0
+
+
+def _raise_if_write_error(error, run_folder):
+    """A full disk or an unwritable file becomes one line, not a traceback."""
+    cause = write_error(error)
+    if cause is not None:
+        raise CommandFailed(
+            f"{describe_write_error(cause)}. The last finished epoch is backed up in "
+            f"{run_folder.directory / 'backup'}; free space and rerun the same command "
+            "to resume."
+        ) from error
 
 
 def _print_summary(model, run_folder, model_path, logs, seconds):

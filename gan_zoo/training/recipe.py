@@ -9,24 +9,64 @@ Each recipe accepts `--data-dir` (absent = the procedural demo data),
 - sample grids and plots (PNG); `tensorboard/`: a TensorBoard log;
 - `backup/`: the resumable training state. Rerunning the same command with
   the same `--out` continues an interrupted run exactly where it stopped.
+
+`start_run` guards the run folder: it refuses a folder inside the data, a
+folder another run is using (`run.lock`), and other options in a folder
+whose run saved a checkpoint. A recipe's `main` is decorated with
+`recipe_main`, which releases the lock when `main` ends and gives the
+script the command line's error conventions (`main.command_line()`: one
+line on stderr, status 2 for usage errors, 1 for a full disk).
 """
 
 import argparse
+import atexit
+import datetime
+import errno
+import functools
 import json
+import os
 import pathlib
 import platform
+import socket
 import sys
 import time
 
+from gan_zoo.cli.arguments import positive_int, seed
+from gan_zoo.cli.errors import EXIT_USAGE, UsageError, exit_status
 from gan_zoo.options import PRECISIONS
 
 # Options that may change when a run folder is reopened: where it is, and how
 # many epochs in all (so a finished run can be extended).
 _RESUME_IGNORES = ("out", "epochs")
+LOCK_NAME = "run.lock"
+# The training states a run saves (`backup/` for the GAN, `backup-<model>/`
+# for the semi_cgan recipe's baselines): a run that saved one has work to
+# protect; one that failed before has none.
+_CHECKPOINT_STATES = "backup*/state.json"
+# Errors of a folder the user cannot write (read-only, no permission): the
+# user chose it, so they are usage errors.
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class RunFolderError(UsageError, ValueError):
+    """The run folder cannot be used as asked: one line, exit status 2.
+
+    Also a ValueError, the type `start_run` raised before it had its own.
+    """
 
 
 def recipe_parser(name, description, *, epochs, batch_size):
-    """An argparse parser with the shared options (paper defaults given)."""
+    """An argparse parser with the shared options (paper defaults given).
+
+    Every number is checked by its argparse type, so that a bad value stops
+    the recipe before any data or model is loaded.
+
+    Args:
+        name: the recipe's name (its file name without `.py`).
+        description: the parser's description (the recipe's docstring).
+        epochs: default of `--epochs` (None: the recipe chooses later).
+        batch_size: default of `--batch-size`.
+    """
     parser = argparse.ArgumentParser(
         prog=f"python recipes/{name}.py",
         description=description,
@@ -38,11 +78,14 @@ def recipe_parser(name, description, *, epochs, batch_size):
     )
     parser.add_argument(
         "--out", type=pathlib.Path, default=None,
-        help="run folder (default runs/<recipe>-<time>); an existing run folder is resumed",
+        help="run folder (default runs/<recipe>-<time>); an existing run folder is "
+        "resumed; it may not be inside --data-dir",
     )
-    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="global batch size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data order, init and noise")
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
+                        help="global batch size")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of data order, init and noise (0..2**32-1)")
     parser.add_argument(
         "--precision", default="float32", choices=PRECISIONS,
         help="Keras dtype policy (bfloat16 is faster on CPUs with AVX512_BF16 and on GPUs)",
@@ -79,6 +122,9 @@ def _jsonable(options):
 class Run:
     """The output folder of one recipe run.
 
+    `start_run` creates it holding the folder's lock; `close()` (or the end
+    of a `recipe_main`, or of the process) releases it.
+
     Args:
         directory: the run folder.
         options: the recipe's options (written to `config.json`).
@@ -87,6 +133,7 @@ class Run:
     def __init__(self, directory, options):
         self.directory = pathlib.Path(directory)
         self.options = _jsonable(options)
+        self._lock = None
 
     def path(self, *parts):
         path = self.directory.joinpath(*parts)
@@ -94,12 +141,31 @@ class Run:
         return path
 
     def write_json(self, name, data):
+        """Writes `data` as JSON, atomically: a full disk leaves the old file.
+
+        Args:
+            name: file name inside the run folder.
+            data: anything JSON takes (numpy scalars included).
+        """
         path = self.path(name)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n")
+        text = json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n"
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(text)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
         return path
 
     def write_metrics(self, metrics):
         return self.write_json("metrics.json", metrics)
+
+    def close(self):
+        """Releases the run folder's lock; calling it again does nothing."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        _OPEN_RUNS.discard(self)
 
 
 def _default(value):
@@ -109,13 +175,257 @@ def _default(value):
         return str(value)
 
 
+# ----------------------------------------------------------------- run lock
+
+_OPEN_RUNS = set()
+atexit.register(lambda: [run.close() for run in list(_OPEN_RUNS)])
+
+
+def _pid_alive(pid):
+    """Whether process `pid` runs on this host (True when it cannot be told)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is not a harmless probe elsewhere
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return True
+
+
+def _is_chief():
+    """False for the non-chief workers of a multi-worker run (`TF_CONFIG`).
+
+    All workers of one run share its --out: only the chief takes the lock.
+    """
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    except (ValueError, AttributeError):
+        return True
+    chief = "chief" if "chief" in cluster else "worker"
+    return task.get("type", chief) == chief and int(task.get("index", 0)) == 0
+
+
+def _read_holder(path):
+    """The lock file's {"pid", "host", "started"}, or None when unreadable."""
+    try:
+        holder = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return None
+    return holder
+
+
+class _RunLock:
+    """`run.lock` in a run folder, created atomically (O_CREAT | O_EXCL).
+
+    It holds the pid, host and start time of the run using the folder. A
+    lock whose process is gone from this host (killed, crashed) is taken
+    over with a warning; any other lock refuses the second run. A lock left
+    by a process on another host cannot be checked: its message says to
+    delete it once that run is gone.
+
+    Args:
+        path: the lock file.
+    """
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.holder = None
+
+    def acquire(self):
+        # A few tries: each failed one lost a race to take over a stale lock.
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._take_over_stale():
+                    continue
+                raise RunFolderError(self._busy_message()) from None
+            holder = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            }
+            try:
+                with os.fdopen(fd, "w") as file:
+                    json.dump(holder, file)
+            except BaseException:
+                self.path.unlink(missing_ok=True)  # an empty lock would block for ever
+                raise
+            self.holder = holder
+            return
+        raise RunFolderError(self._busy_message())
+
+    def _take_over_stale(self):
+        holder = _read_holder(self.path)
+        if holder is None or holder.get("host") != socket.gethostname():
+            return False
+        if _pid_alive(holder["pid"]):
+            return False
+        # Move the stale lock aside rather than delete it, and check that what
+        # was moved is the stale lock: another process may have taken it over
+        # (and created a live lock) since it was read.
+        aside = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # someone removed it meanwhile: try to create ours
+        if _read_holder(aside) != holder:
+            os.rename(aside, self.path)  # a live lock: give it back
+            return False
+        aside.unlink(missing_ok=True)
+        print(
+            f"Warning: {self.path} was left by process {holder['pid']}, which no longer "
+            "runs on this host; taking the run folder over.",
+            file=sys.stderr,
+        )
+        return True
+
+    def _busy_message(self):
+        holder = _read_holder(self.path) or {}
+        host = holder.get("host")
+        who = (
+            f"process {holder['pid']} on {'this host' if host == socket.gethostname() else host}"
+            f", since {holder.get('started')}" if holder else "an unreadable lock"
+        )
+        return (
+            f"{self.path.parent} is in use by another run ({who}); wait for it to end or "
+            f"choose another --out (if that run is gone, delete {self.path})."
+        )
+
+    def release(self):
+        if self.holder is not None and _read_holder(self.path) == self.holder:
+            self.path.unlink(missing_ok=True)
+        self.holder = None
+
+
+# --------------------------------------------------------------- start_run
+
+
+def check_out_dir(out, data_dir):
+    """Refuses a run folder equal to or inside the data folder.
+
+    Its config.json, sample grids and backups would become part of the
+    dataset, and every later scan of it would fail on them.
+
+    Args:
+        out: the run folder (may not exist yet).
+        data_dir: the dataset folder, or None (the demo data).
+    """
+    if out is None or data_dir is None:
+        return
+    out_path = pathlib.Path(out).expanduser().resolve()
+    data_path = pathlib.Path(data_dir).expanduser().resolve()
+    if out_path == data_path or data_path in out_path.parents:
+        raise RunFolderError(
+            f"--out {out} is inside --data-dir {data_dir}: the run's files would become "
+            "part of the dataset; choose a folder outside it."
+        )
+
+
+def idc_size_problem(image_size):
+    """Why IDC patches cannot be trained at `image_size`; None at the patch side.
+
+    The IDC size policy pads or crops, never stretches (edge patches must
+    keep the tissue's scale), so another side would train on black borders
+    or lose tissue: the recipes and `gan-zoo train --layout idc` refuse it.
+
+    Args:
+        image_size: the side the model would be trained at.
+    """
+    from gan_zoo.data.idc import PATCH_SIZE
+
+    if not isinstance(image_size, int) or image_size == PATCH_SIZE:
+        return None  # a non-integer is the model's to reject, naming the option
+    if image_size > PATCH_SIZE:
+        effect = f"{1 - (PATCH_SIZE / image_size) ** 2:.0%} of every image would be black padding"
+    else:
+        effect = f"{1 - (image_size / PATCH_SIZE) ** 2:.0%} of every patch would be cropped away"
+    return (
+        f"IDC patches are {PATCH_SIZE}x{PATCH_SIZE} and are padded or cropped, never "
+        f"stretched: at {image_size}x{image_size} {effect}; use {PATCH_SIZE}."
+    )
+
+
+def _checkpoint_epochs(directory):
+    """{backup folder name: completed epochs (None if unreadable)} of a run folder."""
+    epochs = {}
+    for state in sorted(directory.glob(_CHECKPOINT_STATES)):
+        try:
+            epochs[state.parent.name] = int(json.loads(state.read_text())["completed_epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            epochs[state.parent.name] = None
+    return epochs
+
+
+def _check_options(run, checkpoints):
+    """Refuses other options in a folder whose run saved a checkpoint."""
+    config_path = run.directory / "config.json"
+    if not config_path.exists():
+        return
+    try:
+        previous = json.loads(config_path.read_text())["options"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise RunFolderError(
+            f"{config_path} is not a readable run config ({error!r}); "
+            "use another --out, or delete the folder to start over."
+        ) from None
+    changed = {
+        k: (previous.get(k), v)
+        for k, v in run.options.items()
+        if k not in _RESUME_IGNORES and previous.get(k) != v
+    }
+    if changed and checkpoints:
+        raise RunFolderError(
+            f"{run.directory} holds a run with other options {changed} "
+            "(old, new); use another --out to start a new run."
+        )
+    if changed:
+        print(
+            f"{run.directory} holds a run with other options that saved no checkpoint; "
+            "starting a new run there."
+        )
+
+
+def _resume_line(directory, checkpoints, epochs):
+    """The one line that says where a reopened run continues."""
+    done = checkpoints.get("backup", "")
+    if done is None:
+        return f"Resuming the run in {directory} (its backup/state.json is unreadable)."
+    if done == "":  # only the baselines' checkpoints (semi_cgan recipe)
+        names = ", ".join(f"{name} ({n} epochs)" for name, n in checkpoints.items())
+        return f"Resuming the run in {directory} from its checkpoints {names}."
+    if epochs is not None and done >= epochs:
+        epochs_done = f"{done} epoch{'' if done == 1 else 's'} done"
+        return f"Reopening the finished run in {directory} ({epochs_done}): nothing to train."
+    of = "" if epochs is None else f" of {epochs}"
+    return f"Resuming the run in {directory} from epoch {done + 1}{of} ({done} done)."
+
+
 def start_run(name, args, **extra_options):
     """Creates (or reopens, to resume) the run folder and applies seed and precision.
 
     Writes `config.json` with every option, the command line and library
-    versions. Reopening a folder whose `config.json` has different options
-    (other than `--epochs`, which may grow to extend a run) is refused, since
-    the backup there belongs to another configuration.
+    versions, and holds the folder's lock (`run.lock`) until `Run.close()`,
+    the end of the `recipe_main`, or the end of the process. Reopening a
+    folder whose run saved a checkpoint (`backup*/state.json`) prints the
+    epoch it resumes from; other options there (other than `--epochs`, which
+    may grow to extend a run) are refused, since the backup belongs to
+    another configuration. A run that failed before its first checkpoint
+    protects nothing: a new run replaces its config.
+
+    Args:
+        name: the recipe (or model) name, for the default folder.
+        args: the parsed options (`argparse.Namespace`); `out` is the folder.
+        **extra_options: more options to record.
+
+    Raises:
+        RunFolderError: the folder is inside `data_dir`, cannot be written,
+            is in use by another run, or holds a run with other options.
     """
     import keras
 
@@ -125,35 +435,89 @@ def start_run(name, args, **extra_options):
     if options.get("out") is None:
         options["out"] = pathlib.Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = Run(options["out"], options)
-    config_path = run.directory / "config.json"
-    if config_path.exists():
-        try:
-            previous = json.loads(config_path.read_text())["options"]
-        except (json.JSONDecodeError, KeyError) as error:
-            raise ValueError(
-                f"{config_path} is not a readable run config ({error!r}); "
-                "use another --out, or delete the folder to start over."
-            ) from error
-        changed = {
-            k: (previous.get(k), v)
-            for k, v in run.options.items()
-            if k not in _RESUME_IGNORES and previous.get(k) != v
-        }
-        if changed:
-            raise ValueError(
-                f"{run.directory} holds a run with other options {changed} "
-                "(old, new); use another --out to start a new run."
-            )
-    run.directory.mkdir(parents=True, exist_ok=True)
-    run.write_json(
-        "config.json",
-        {
+    check_out_dir(run.directory, options.get("data_dir"))
+    run._lock = _RunLock(run.directory / LOCK_NAME)
+    _OPEN_RUNS.add(run)
+    try:
+        run.directory.mkdir(parents=True, exist_ok=True)
+        if _is_chief():
+            run._lock.acquire()
+        checkpoints = _checkpoint_epochs(run.directory)
+        _check_options(run, checkpoints)
+        run.write_json("config.json", {
             "recipe": name,
             "command": [sys.executable, *sys.argv],
             "options": run.options,
             "versions": _versions(),
-        },
-    )
+        })
+    except BaseException as error:
+        run.close()  # releases the lock only if this run holds it
+        if isinstance(error, OSError) and error.errno in _NOT_WRITABLE:
+            raise RunFolderError(
+                f"Cannot write the run folder {run.directory}: {error.strerror or error} "
+                "(choose a writable --out)."
+            ) from None
+        raise
+    if checkpoints:
+        print(_resume_line(run.directory, checkpoints, options.get("epochs")))
     keras.utils.set_random_seed(int(options.get("seed") or 0))
     set_precision(options.get("precision") or "float32")
     return run
+
+
+# --------------------------------------------------------------- recipe_main
+
+
+def recipe_main(main):
+    """Decorates a recipe's `main(argv=None)`.
+
+    `main(argv)` still returns the recipe's results or raises (for tests and
+    notebooks), and releases the run folder's lock when it ends either way.
+    `main.command_line(argv=None)` runs it as a program and returns its exit
+    status: errors a user can act on end in one line on stderr, as with
+    `gan-zoo` (status 2 for usage errors such as a bad option or an unusable
+    `--out`, 1 for a full disk or an unwritable file, 130 for Ctrl-C).
+
+        if __name__ == "__main__":
+            sys.exit(main.command_line())
+
+    Args:
+        main: the recipe's main function.
+    """
+    # As recipe_parser names it, so that argparse's errors and ours match.
+    prog = f"python recipes/{pathlib.Path(main.__code__.co_filename).name}"
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        return _call_and_close(main, argv, [])
+
+    def command_line(argv=None):
+        started = []  # run folders, for the hint after a write error
+
+        def run_recipe():
+            try:
+                _call_and_close(main, argv, started)
+            except SystemExit as exit_:  # argparse: --help, or a usage error
+                code = exit_.code
+                return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+            return 0
+
+        def resume_hint():
+            where = f" in {started[0]}" if started else ""
+            return f"Rerun the same command to resume{where} from the last finished epoch."
+
+        return exit_status(run_recipe, prog=prog, on_write_error=resume_hint)
+
+    wrapper.command_line = command_line
+    return wrapper
+
+
+def _call_and_close(main, argv, started):
+    """main(argv), then closes the runs it started (their folders go to `started`)."""
+    before = set(_OPEN_RUNS)
+    try:
+        return main(argv)
+    finally:
+        for run in list(_OPEN_RUNS - before):
+            started.append(run.directory)
+            run.close()

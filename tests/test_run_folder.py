@@ -1,0 +1,288 @@
+"""Run folders (`gan_zoo.training.recipe.start_run`): where, who, and what they protect.
+
+No training here: a run folder is set up, and its checkpoint is faked by
+writing `backup/state.json`, which is all `start_run` reads of it.
+"""
+
+import argparse
+import errno
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from gan_zoo.cli.errors import EXIT_FAILED, exit_status
+from gan_zoo.training import recipe
+from gan_zoo.training.recipe import LOCK_NAME, RunFolderError, start_run
+
+
+def options(out, **changes):
+    values = dict(out=out, data_dir=None, seed=0, precision="float32", epochs=3, batch_size=8)
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+def fake_checkpoint(out, completed_epochs, folder="backup"):
+    (out / folder).mkdir(parents=True, exist_ok=True)
+    state = {"completed_epochs": completed_epochs,
+             "weights": f"epoch-{completed_epochs:05d}.weights.h5"}
+    (out / folder / "state.json").write_text(json.dumps(state))
+
+
+def write_lock(out, pid, host=None):
+    out.mkdir(parents=True, exist_ok=True)
+    holder = {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00"}
+    (out / LOCK_NAME).write_text(json.dumps(holder))
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(pathlib.Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def runs():
+    """Runs a test starts; closed (their locks released) at its end."""
+    opened = []
+    yield opened
+    for run in opened:
+        run.close()
+
+
+def read_only(monkeypatch, folder):
+    """Makes writes under `folder` fail as on a read-only mount (root ignores chmod)."""
+    folder = str(folder)
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse(path):
+        if os.path.abspath(path).startswith(folder):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def guarded_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def guarded_mkdir(path, *args, **kwargs):
+        refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_open)
+    monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+
+
+# ------------------------------------------------------------ 8.15: not in the data
+
+
+def test_out_inside_data_dir_is_refused(tmp_path):
+    data = tmp_path / "data"
+    (data / "benign").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(data)
+    for out in (data, data / "run", data / "a" / "b", tmp_path / "link" / "run"):
+        with pytest.raises(RunFolderError, match="is inside --data-dir") as caught:
+            start_run("dcgan", options(out, data_dir=str(data)))
+        assert "\n" not in str(caught.value)
+    assert not list(data.rglob("config.json")) and not list(data.rglob(LOCK_NAME))
+
+
+def test_out_beside_data_dir_is_accepted(tmp_path, runs):
+    data = tmp_path / "data"
+    data.mkdir()
+    runs.append(start_run("dcgan", options(tmp_path / "data-runs", data_dir=str(data))))
+    assert (tmp_path / "data-runs" / "config.json").is_file()
+
+
+# ---------------------------------------------------------------- 8.16: the lock
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path, runs):
+    out = tmp_path / "run"
+    runs.append(start_run("dcgan", options(out)))
+    holder = json.loads((out / LOCK_NAME).read_text())
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    assert holder["started"]
+    with pytest.raises(RunFolderError, match="is in use by another run") as caught:
+        start_run("dcgan", options(out))
+    assert f"process {os.getpid()} on this host" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    runs.pop().close()
+    assert not (out / LOCK_NAME).exists()
+    runs.append(start_run("dcgan", options(out)))  # free again
+
+
+def test_a_live_process_keeps_its_lock(tmp_path):
+    out = tmp_path / "run"
+    write_lock(out, os.getppid())  # alive, and not this process
+    before = snapshot(out)
+    with pytest.raises(RunFolderError, match=f"process {os.getppid()} on this host"):
+        start_run("dcgan", options(out))
+    assert snapshot(out) == before
+
+
+def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
+    out = tmp_path / "run"
+    write_lock(out, dead_pid(), host="elsewhere.example")
+    with pytest.raises(RunFolderError, match="on elsewhere.example.*delete"):
+        start_run("dcgan", options(out))
+
+
+def test_an_unreadable_lock_is_not_taken_over(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")
+    with pytest.raises(RunFolderError, match="unreadable lock"):
+        start_run("dcgan", options(out))
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, runs, capsys):
+    out = tmp_path / "run"
+    pid = dead_pid()
+    write_lock(out, pid)
+    runs.append(start_run("dcgan", options(out)))
+    err = capsys.readouterr().err
+    assert f"left by process {pid}, which no longer runs on this host" in err
+    assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not list(out.glob(f"{LOCK_NAME}.stale-*"))
+
+
+def test_only_the_chief_of_a_multi_worker_run_takes_the_lock(tmp_path, runs, monkeypatch):
+    out = tmp_path / "run"
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                "task": {"type": "worker", "index": 0}}))
+    runs.append(start_run("dcgan", options(out)))
+    assert (out / LOCK_NAME).exists()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                "task": {"type": "worker", "index": 1}}))
+    runs.append(start_run("dcgan", options(out)))  # the same run's second worker
+
+
+def test_recipe_main_releases_the_lock_when_it_fails(tmp_path):
+    out = tmp_path / "run"
+
+    @recipe.recipe_main
+    def main(argv=None):
+        start_run("fake", options(out))
+        raise RuntimeError("the recipe broke")
+
+    with pytest.raises(RuntimeError):
+        main([])
+    assert not (out / LOCK_NAME).exists()
+
+
+# --------------------------------------------- 8.17: what a run folder protects
+
+
+def test_a_run_without_checkpoint_does_not_protect_its_options(tmp_path, runs, capsys):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out, batch_size=0)).close()  # then failed at once
+    runs.append(start_run("dcgan", options(out, batch_size=8)))
+    assert json.loads((out / "config.json").read_text())["options"]["batch_size"] == 8
+    assert "saved no checkpoint; starting a new run there" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backup", ["backup", "backup-small_cnn"])
+def test_a_run_with_a_checkpoint_protects_its_options(tmp_path, backup):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out, batch_size=4)).close()
+    fake_checkpoint(out, 1, folder=backup)
+    config = (out / "config.json").read_bytes()
+    with pytest.raises(RunFolderError, match="other options .*'batch_size': \\(4, 8\\)"):
+        start_run("dcgan", options(out, batch_size=8))
+    assert (out / "config.json").read_bytes() == config
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_foreign_config_json_is_not_overwritten(tmp_path):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "config.json").write_text("not json")
+    with pytest.raises(RunFolderError, match="not a readable run config"):
+        start_run("dcgan", options(out))
+    assert (out / "config.json").read_text() == "not json"
+
+
+# -------------------------------------------------------- 8.24: the resume line
+
+
+def test_reopening_prints_the_epoch_it_resumes_from(tmp_path, capsys):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out, epochs=5)).close()
+    assert "Resum" not in capsys.readouterr().out  # a fresh start says nothing of it
+    fake_checkpoint(out, 2)
+    start_run("dcgan", options(out, epochs=5)).close()
+    assert capsys.readouterr().out.splitlines() == [
+        f"Resuming the run in {out} from epoch 3 of 5 (2 done)."]
+    fake_checkpoint(out, 5)
+    start_run("dcgan", options(out, epochs=5)).close()
+    assert capsys.readouterr().out.splitlines() == [
+        f"Reopening the finished run in {out} (5 epochs done): nothing to train."]
+
+
+# ------------------------------------------- 8.21: read-only folder, full disk
+
+
+def test_a_read_only_out_is_one_line_and_leaves_the_run_intact(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out)).close()
+    fake_checkpoint(out, 1)
+    before = snapshot(out)
+    read_only(monkeypatch, tmp_path)
+    for folder in (out, tmp_path / "new" / "run"):
+        with pytest.raises(RunFolderError, match="Cannot write the run folder .*Read-only") as caught:
+            start_run("dcgan", options(folder))
+        assert "\n" not in str(caught.value)
+    monkeypatch.undo()
+    assert snapshot(out) == before
+
+
+def test_a_full_disk_keeps_the_previous_config(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out)).close()
+    fake_checkpoint(out, 1)
+    config = (out / "config.json").read_bytes()
+    real_write_text = pathlib.Path.write_text
+
+    def full_disk(path, *args, **kwargs):
+        if path.name.endswith(".tmp"):
+            real_write_text(path, "{\"trunc")  # what a full disk leaves behind
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+    status = exit_status(start_run, "dcgan", options(out), prog="recipe.py")
+    monkeypatch.undo()
+    assert status == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("recipe.py: error: No space left on device: ")
+    assert len(err.splitlines()) == 1
+    assert (out / "config.json").read_bytes() == config
+    assert sorted(p.name for p in out.iterdir()) == ["backup", "config.json"]
+
+
+def test_write_errors_are_found_inside_wrapping_exceptions(capsys):
+    def fails():
+        try:
+            raise OSError("Unable to synchronously write data (errno = 28, error message = "
+                          "'No space left on device')")
+        except OSError as error:
+            raise RuntimeError("h5py failed") from error
+
+    assert exit_status(fails, on_write_error="Rerun to resume.") == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err == "gan-zoo: error: No space left on device. Rerun to resume.\n"
+
+    def bug():
+        raise FileNotFoundError(errno.ENOENT, "No such file", "metrics.jsonl")
+
+    with pytest.raises(FileNotFoundError):  # not a disk problem: keeps its traceback
+        exit_status(bug)
