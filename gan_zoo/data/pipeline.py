@@ -54,6 +54,7 @@ from gan_zoo.data.sources import (
 
 __all__ = ["SIZE_POLICIES", "TrainingStream", "evaluation_dataset", "training_stream"]
 
+
 @dataclasses.dataclass(frozen=True)
 class TrainingStream:
     """What `training_stream` returns.
