@@ -28,3 +28,62 @@ def get_strategy(name="auto"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def worker_role(strategy=None):
+    """(task type, task id) of this process; ("chief", 0) outside multi-worker.
+
+    Under `MultiWorkerMirroredStrategy` the role comes from `TF_CONFIG`
+    through the strategy's cluster resolver.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None) if resolver is not None else None
+    if not task_type:
+        return "chief", 0
+    return task_type, int(resolver.task_id or 0)
+
+
+def is_chief(strategy=None):
+    """True for the one process that writes checkpoints, logs and samples.
+
+    The chief is the "chief" task, or worker 0 when the cluster has no chief
+    (the `TF_CONFIG` convention Keras follows).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    task_type, task_id = worker_role(strategy)
+    if task_type == "chief":
+        return True
+    resolver = strategy.cluster_resolver
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def write_directory(directory, strategy=None):
+    """Where this process writes what belongs in `directory`.
+
+    The chief writes into `directory` itself. Every other worker must still
+    run the same saves (reading synchronised variables is a collective
+    operation that all workers join), so it writes into a temporary folder of
+    its own beside it, `.<name>-worker-<id>`, which it deletes afterwards
+    (`remove_worker_directory`), as Keras' `BackupAndRestore` does. Nothing a
+    worker writes can collide with the chief's files or be deleted by
+    another worker's clean-up.
+    """
+    import pathlib
+
+    directory = pathlib.Path(directory)
+    if is_chief(strategy):
+        return directory
+    task_type, task_id = worker_role(strategy)
+    return directory.parent / f".{directory.name}-{task_type}-{task_id}"
+
+
+def remove_worker_directory(directory, strategy=None):
+    """Deletes a non-chief worker's temporary folder (no-op on the chief)."""
+    import pathlib
+    import shutil
+
+    directory = pathlib.Path(directory)
+    if not is_chief(strategy) and directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
