@@ -217,7 +217,13 @@ def input_spec(model, task):
 
 
 def synthetic_batch(model, task, batch_size, seed=0):
-    """One batch: images uniform in the model's range (+ int labels)."""
+    """One batch: images uniform in the model's range (+ int labels).
+
+    A model whose batches are not (images[, labels]) (several streams,
+    masks, ...) gives its own: `model.synthetic_batch(batch_size, seed)`.
+    """
+    if hasattr(model, "synthetic_batch"):
+        return model.synthetic_batch(batch_size, seed)
     shape, (low, high), with_labels = input_spec(model, task)
     rng = np.random.default_rng(seed)
     images = rng.uniform(low, high, (batch_size,) + shape).astype("float32")
@@ -234,6 +240,8 @@ def repeated_dataset(batch, batch_size):
 
 
 def default_batch_size(model, name):
+    if hasattr(model, "training_plan"):
+        return int(model.training_plan().batch_size)
     try:
         return int(model.default_training()["batch_size"])
     except (AttributeError, NotImplementedError, KeyError):
