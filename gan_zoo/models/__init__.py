@@ -1,3 +1,9 @@
-"""Zoo models. Importing this package registers every model by name."""
+"""Zoo models. Importing this package registers every model by name.
 
-from gan_zoo.models import cruz_roa_cnn, dcgan, semi_cgan, small_cnn  # noqa: F401
+One import per line: each model module registers itself when imported.
+"""
+
+from gan_zoo.models import cruz_roa_cnn  # noqa: F401
+from gan_zoo.models import dcgan  # noqa: F401
+from gan_zoo.models import semi_cgan  # noqa: F401
+from gan_zoo.models import small_cnn  # noqa: F401
