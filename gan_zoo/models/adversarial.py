@@ -380,30 +380,52 @@ class AdversarialModel(keras.Model):
         index, _ = (int(v) for v in keras.ops.convert_to_numpy(self.schedule_state))
         return schedule.phase(index)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds a model under a strategy by reducing one input batch
+        # over replicas, which fails for dict batches (several streams)
+        # under MultiWorkerMirroredStrategy. The networks are built at
+        # construction and the optimizers in compile(), so nothing needs
+        # a batch; Keras' other post-build steps still run.
+        if all(layer.built for layer in self._flatten_layers()):
+            with self.distribute_strategy.scope():
+                self._symbolic_build(data_batch={})
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def make_train_function(self, force=False):
-        schedule = self.update_schedule
-        if schedule is None or schedule.is_constant:
-            return super().make_train_function(force)
         if self.train_function is not None and not force:
             return self.train_function
+        schedule = self.update_schedule
+        phased = schedule is not None and not schedule.is_constant
         functions = {}
 
-        def phase_step(phase, data):
-            self.active_phase = phase  # read by train_step while it is traced
-            return self.train_step(data)
+        def phase_step(phase):
+            def step(data):
+                self.active_phase = phase  # read by train_step while it is traced
+                logs = self.train_step(data)
+                # As [1]-vectors: Keras reduces replica outputs with axis=0
+                # under MultiWorkerMirroredStrategy, which fails on scalars.
+                return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+            return step
 
         def train_function(iterator):
-            index, done = (int(v) for v in keras.ops.convert_to_numpy(self.schedule_state))
-            phase = schedule.phase(index)
-            if phase.name not in functions:
-                functions[phase.name] = self._make_function(lambda data, p=phase: phase_step(p, data))
+            if phased:
+                index, done = (int(v) for v in keras.ops.convert_to_numpy(self.schedule_state))
+                phase = schedule.phase(index)
+            else:
+                phase = self.active_phase
+            key = phase.name if phase is not None else None
+            if key not in functions:
+                functions[key] = self._make_function(phase_step(phase))
             self.active_phase = phase
-            logs = dict(functions[phase.name](iterator))
+            logs = {name: tf.reshape(value, []) for name, value in functions[key](iterator).items()}
             signals = {
                 key.split("/", 1)[1]: float(logs.pop(key)) for key in list(logs) if key.startswith("_signal/")
             }
-            state = schedule.advance(index, done, signals)
-            self.schedule_state.assign(np.asarray(state, np.int64))
+            if phased:
+                state = schedule.advance(index, done, signals)
+                self.schedule_state.assign(np.asarray(state, np.int64))
             return logs
 
         self.train_function = train_function

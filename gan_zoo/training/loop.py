@@ -64,7 +64,7 @@ def train_gan(
         on_error: "raise" or "skip" for unreadable images.
         checkpoint_every_steps: also back up inside epochs, every this many
             steps (a resumed run then continues mid-epoch).
-        sample_every: epochs between sample grids.
+        sample_every: epochs between sample grids (0: none).
         sample_inputs: fixed input images for an image translator's grids.
         sample_upscale: nearest-neighbour magnification of the grids.
         evaluate: optional `(model, epoch) -> dict` evaluation on VALIDATION
@@ -110,12 +110,10 @@ def train_gan(
         # Order matters at each epoch's end: the caller's callbacks, the
         # rates and the evaluation add to the logs before they are written,
         # and the checkpoint comes last because saving commits the epoch.
-        chosen = [
-            *callbacks,
-            ScheduledLearningRate(plan, steps, step_offset=step_offset),
-            SampleGrid(run.path("samples"), every_epochs=sample_every, inputs=sample_inputs,
-                       upscale=sample_upscale),
-        ]
+        chosen = [*callbacks, ScheduledLearningRate(plan, steps, step_offset=step_offset)]
+        if sample_every:
+            chosen.append(SampleGrid(run.path("samples"), every_epochs=sample_every,
+                                     inputs=sample_inputs, upscale=sample_upscale))
         if evaluate is not None:
             chosen.append(EvaluationHook(evaluate, every_epochs=evaluate_every))
         return chosen + [
