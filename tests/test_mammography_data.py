@@ -144,3 +144,290 @@ def test_sixteen_bit_png_and_pgm_keep_their_range(tmp_path):
         load_grayscale(tmp_path / "x.pgm", bit_depth=17)
     with pytest.raises(ValueError, match="Image file not found"):
         load_grayscale(tmp_path / "none.png")
+
+
+# ------------------------------------------------------------- DICOM helpers
+
+
+def write_dicom(path, pixels, *, bits_stored=16, photometric="MONOCHROME2", description=None,
+                patient="anon", window=None):
+    """A minimal grayscale DICOM file written with pydicom."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientID = patient
+    ds.Modality = "MG"
+    pixels = np.asarray(pixels)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16 if pixels.dtype == np.uint16 else 8
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    if description:
+        ds.SeriesDescription = description
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = pixels.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_sixteen_bit_dicom_keeps_its_dynamic_range_through_the_pipeline(tmp_path):
+    from gan_zoo.data.mammography import MammogramRecord
+    from gan_zoo.data.mammography.arrays import prepare_mammograms
+    from gan_zoo.data.mammography.pixels import bit_depth_of
+    from gan_zoo.data.mammography.streams import diagram_streams
+
+    # A 14-bit ramp: 4,096 levels in a narrow dense-tissue band (8,000..12,095).
+    rows = 8000 + np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:30, 24:40] = 255
+    records = []
+    for i in range(4):
+        dicom = write_dicom(tmp_path / f"img{i}.dcm", rows, bits_stored=14)
+        Image.fromarray(mask).save(tmp_path / f"mask{i}.png")
+        records.append(MammogramRecord(str(dicom), f"p{i}", label=i % 2,
+                                       mask_path=str(tmp_path / f"mask{i}.png")))
+    image = load_grayscale(records[0].path)
+    np.testing.assert_allclose(image, rows / (2**14 - 1), atol=1e-6)  # / actual bits, not 65535
+    assert bit_depth_of(records[0].path) == 14
+    whole, patches = prepare_mammograms(records, image_size=64, patch_size=16, patch_copies=2)
+    assert whole.bit_depth == 14
+    stream = diagram_streams(whole, patches, batch_size=2, epochs=1, flips=False)
+    assert stream.kind == "float32"  # not quantised to uint8
+    batch = next(iter(stream.dataset))
+    levels = np.unique(np.round(batch["images"][0].numpy() * 1e5))
+    assert levels.size > 1000  # 8 bits would leave <= 256 levels (here ~64)
+    # Windows: "minmax" stretches, "dicom" applies WindowCenter/Width.
+    stretched = load_grayscale(records[0].path, window="minmax")
+    assert stretched.min() == 0.0 and stretched.max() == 1.0
+    windowed = write_dicom(tmp_path / "w.dcm", rows, bits_stored=14, window=(10048, 4096))
+    assert load_grayscale(windowed, window="dicom").max() == pytest.approx(1.0, abs=1e-3)
+    inverted = write_dicom(tmp_path / "m1.dcm", rows, bits_stored=14, photometric="MONOCHROME1")
+    np.testing.assert_allclose(load_grayscale(inverted), 1 - image, atol=1e-6)
+
+
+# --------------------------------------------------------------- ROI patches
+
+
+def test_roi_square_crop_on_a_known_mask():
+    from gan_zoo.data.mammography.patches import crop_square, fit_whole_image, roi_boxes
+
+    mask = np.zeros((100, 120), np.uint8)
+    mask[10:20, 30:60] = 1  # a 10 x 30 ROI: its square is 30 x 30 around it
+    mask[70:74, 100:103] = 1  # a second ROI, 4 x 3
+    boxes = roi_boxes(mask)
+    assert [(b.top, b.left, b.side) for b in boxes] == [(0, 30, 30), (70, 100, 4)]
+    image = np.zeros((100, 120), np.float32)
+    image[10:20, 30:60] = 1.0
+    crop = crop_square(image, boxes[0], 30)
+    np.testing.assert_array_equal(crop, image[0:30, 30:60])
+    # A box over the edge is padded with 0; resizing keeps the ROI centred.
+    assert crop_square(image, roi_boxes(mask, minimum_side=40)[0], 8)[0, 0] == 0.0
+    small = crop_square(image, boxes[0], 10)
+    assert small.shape == (10, 10) and small[4:6].min() > 0.99 and small[:3].max() < 0.01
+    # Whole images: aspect kept, centred padding with 0.
+    fitted = fit_whole_image(np.ones((50, 100), np.float32), 64)
+    assert fitted.shape == (64, 64)
+    np.testing.assert_array_equal(fitted[:16], 0)
+    np.testing.assert_allclose(fitted[16:48], 1, atol=1e-6)
+
+
+def test_augmented_crops_rotate_about_the_roi():
+    from gan_zoo.data.mammography.patches import augmented_crops, roi_boxes
+
+    image = np.zeros((80, 80), np.float32)
+    image[30:50, 38:42] = 1.0  # a vertical bar: rotated copies differ, centre stays
+    box = roi_boxes(image)[0]
+    crops = augmented_crops(image, box, 20, 6, np.random.default_rng(0))
+    assert crops.shape == (6, 20, 20)
+    np.testing.assert_allclose(crops[0].sum(axis=0)[8:12].sum(), crops[0].sum(), rtol=1e-5)
+    assert all(c[9:11, 9:11].mean() > 0.5 for c in crops)  # the bar's centre stays put
+    assert any(np.abs(c - crops[0]).max() > 0.5 for c in crops[1:])
+
+
+# ------------------------------------------------------------------ MIAS
+
+
+def test_mias_bottom_left_coordinates_are_flipped(tmp_path):
+    from gan_zoo.data.mammography.arrays import lesion_boxes
+    from gan_zoo.data.mammography.mias import scan_mias
+    from gan_zoo.data.mammography.patches import crop_square
+
+    size = 128
+    image = np.full((size, size), 20, np.uint8)
+    # A bright lesion at column 30, row 100 (top-left frame) = MIAS y 27.
+    yy, xx = np.mgrid[:size, :size]
+    image[(yy - 100) ** 2 + (xx - 30) ** 2 <= 36] = 250
+    (tmp_path / "images").mkdir()
+    Image.fromarray(image).save(tmp_path / "images" / "mdb001.png")
+    Image.fromarray(np.full((size, size), 20, np.uint8)).save(tmp_path / "images" / "mdb002.png")
+    header = "image,patient,tissue,abnormality,severity,x,y,radius,image_label\n"
+    (tmp_path / "labels.csv").write_text(
+        header + "images/mdb001.png,1,G,CIRC,M,30,27,6,malignant\n"
+        "images/mdb002.png,1,G,NORM,,,,,normal\n")
+    records = scan_mias(tmp_path, height=size)
+    assert [r.label for r in records] == [1, 0] and {r.patient_id for r in records} == {"1"}
+    (box, label), = lesion_boxes(records[0], (size, size), minimum_side=1)
+    crop = crop_square(image / 255.0, box, 12)
+    assert label == 1 and crop.mean() > 0.6  # the lesion fills the crop
+    # Without the flip the crop would be at row 27: background only.
+    assert image[21:33, 24:36].max() == 20
+    assert [r.label for r in scan_mias(tmp_path, task="abnormal", height=size)] == [1, 0]
+    assert len(scan_mias(tmp_path, task="benign_malignant", height=size)) == 1
+
+
+def test_mias_original_info_txt_and_pgm(tmp_path):
+    from gan_zoo.data.mammography.mias import mias_patient, scan_mias
+
+    pixels = np.zeros((16, 16), np.uint8)
+    for name in ("mdb003", "mdb004"):
+        (tmp_path / f"{name}.pgm").write_bytes(b"P5\n16 16\n255\n" + pixels.tobytes())
+    (tmp_path / "Info.txt").write_text(
+        "header text\nmdb003 D CIRC B 5 6 2\nmdb004 D NORM\nmdb005 F CALC M *NOTE 3*\n")
+    records = scan_mias(tmp_path, height=16)
+    assert [r.patient_id for r in records] == ["2", "2"] == [mias_patient("mdb004")] * 2
+    assert records[0].lesions[0].centre == (5.0, 9.0) and records[0].label == 0
+    assert load_grayscale(records[0].path).shape == (16, 16)
+    with pytest.raises(ValueError, match="task must be one of"):
+        scan_mias(tmp_path, task="cancer")
+
+
+# --------------------------------------------------------------- INbreast
+
+
+def _roi_plist(points):
+    import plistlib
+
+    rois = [{"Name": name, "NumberOfPoints": len(p), "Point_px": [f"({x}, {y})" for x, y in p]}
+            for name, p in points]
+    return plistlib.dumps({"Images": [{"ImageIndex": 0, "NumberOfROIs": len(rois), "ROIs": rois}]})
+
+
+def test_inbreast_folder_parses_labels_masks_and_excludes_birads3(tmp_path):
+    from gan_zoo.data.mammography.arrays import lesion_boxes
+    from gan_zoo.data.mammography.inbreast import scan_inbreast
+
+    root = tmp_path / "INbreast Release 1.0"
+    pixels = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 10)
+    rows = ["Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads"]
+    cases = [("20586908", "aaa1", "R", "CC", "4c"), ("20586934", "aaa1", "R", "MLO", "5"),
+             ("22614074", "bbb2", "L", "CC", "2"), ("22614097", "bbb2", "L", "MLO", "1"),
+             ("24055274", "ccc3", "L", "CC", "3")]
+    for name, patient, side, view, birads in cases:
+        write_dicom(root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view}_ANON.dcm", pixels,
+                    bits_stored=14)
+        rows.append(f"removed;;{side};{view};201001;{name};2;{birads}")
+    (root / "AllXML").mkdir(parents=True)
+    (root / "AllXML" / "20586908.xml").write_bytes(
+        _roi_plist([("Mass", [(10, 5), (20, 5), (20, 12), (10, 12)]), ("Calcification", [(3, 28)])]))
+    (root / "INbreast.csv").write_text("\n".join(rows) + "\n")
+    records = scan_inbreast(tmp_path)
+    by_name = {r.extra["file_name"]: r for r in records}
+    assert sorted(by_name) == ["20586908", "20586934", "22614074", "22614097"]  # BI-RADS 3 out
+    assert [by_name[n].label for n in sorted(by_name)] == [1, 1, 0, 0]
+    assert by_name["20586908"].patient_id == "aaa1" and by_name["22614097"].side == "LEFT"
+    mass, calcification = by_name["20586908"].lesions
+    assert mass.kind == "Mass" and mass.polygon[2] == (20.0, 12.0)
+    boxes = lesion_boxes(by_name["20586908"], (32, 32), minimum_side=4)
+    assert [(b.top, b.left, b.side) for b, _ in boxes] == [(4, 10, 11), (27, 2, 4)]
+    assert all(label == 1 for _, label in boxes)
+    assert len(scan_inbreast(tmp_path, keep_birads3=True)) == 5
+    image = load_grayscale(by_name["20586908"].path)
+    np.testing.assert_allclose(image, pixels / (2**14 - 1), atol=1e-6)
+    (root / "INbreast.csv").write_text("\n".join(rows + ["removed;;L;CC;2010;999;2;maybe"]))
+    with pytest.raises(ValueError, match="unknown BI-RADS value 'maybe'"):
+        scan_inbreast(tmp_path)
+
+
+# ------------------------------------------------------------ CBIS-DDSM TCIA
+
+
+def test_tcia_layout_merges_lesions_and_tells_mask_from_crop(tmp_path):
+    full = np.zeros((40, 30), np.uint16)
+    mask = np.zeros((40, 30), np.uint8)
+    mask[5:15, 5:12] = 255
+    crop = np.ones((10, 7), np.uint8)
+    header = ("patient_id,breast_density,left_or_right_breast,image_view,abnormality_id,"
+              "abnormality_type,mass_shape,mass_margins,assessment,pathology,subtlety,"
+              "image_file_path,cropped_image_file_path,ROI_mask_file_path\n")
+    lines = []
+    for split, lesion, pathology in (("Training", 1, "BENIGN"), ("Training", 2, "MALIGNANT"),
+                                     ("Test", 1, "BENIGN_WITHOUT_CALLBACK")):
+        series = f"Mass-{split}_P_00007_LEFT_CC"
+        write_dicom(tmp_path / "CBIS-DDSM" / series / "1.2" / "1.3" / "1-1.dcm", full, bits_stored=16)
+        roi = f"{series}_{lesion}"
+        # Downloaded names differ from the CSV's, and crop/mask are told apart by header.
+        write_dicom(tmp_path / "CBIS-DDSM" / roi / "x" / "y" / "1-1.dcm", mask, bits_stored=8,
+                    description="ROI mask images")
+        write_dicom(tmp_path / "CBIS-DDSM" / roi / "x" / "y" / "1-2.dcm", crop, bits_stored=8,
+                    description="cropped images")
+        lines.append(f"P_00007,3,LEFT,CC,{lesion},mass,OVAL,CIRCUMSCRIBED,4,{pathology},3,"
+                     f"{series}/1.2/1.3/000000.dcm,{roi}/a/b/000000.dcm,{roi}/a/b/000001.dcm\n")
+    (tmp_path / "mass_case_description_train_set.csv").write_text(header + "".join(lines[:2]))
+    (tmp_path / "mass_case_description_test_set.csv").write_text(header + lines[2])
+    assert detect_layout(tmp_path) == "tcia"
+    records = scan_cbis_ddsm(tmp_path)
+    assert len(records) == 2  # two lesion rows of one image merged
+    train = next(r for r in records if r.official_split == "train")
+    test = next(r for r in records if r.official_split == "test")
+    assert train.label == 1 and test.label == 0 and len(train.lesions) == 2
+    assert all(lesion.mask_path.endswith("1-1.dcm") and lesion.crop_path.endswith("1-2.dcm")
+               for lesion in train.lesions)
+    assert train.extra["pathologies"] == "0;1" and train.patient_id == "P_00007"
+    with pytest.raises(ValueError, match="No calcification case-description CSVs"):
+        scan_cbis_ddsm(tmp_path, abnormality="calcification")
+
+
+def test_format_detection(demo_png, tmp_path):
+    from gan_zoo.data.mammography import detect_format, scan_mammograms
+
+    assert detect_format(demo_png) == "cbis_ddsm"
+    (tmp_path / "Info.txt").write_text("mdb001 G NORM\n")
+    assert detect_format(tmp_path) == "mias"
+    with pytest.raises(ValueError, match="Cannot tell the format"):
+        detect_format(demo_png / "images")
+    with pytest.raises(ValueError, match="format must be one of"):
+        scan_mammograms(demo_png, format="ddsm")
+    assert scan_mammograms(demo_png)[0] == "cbis_ddsm"
+
+
+@pytest.mark.parametrize("force_float", [False, True])
+def test_diagram_streams_resume_and_layout(demo_png, force_float):
+    from gan_zoo.data.mammography.arrays import prepare_mammograms
+    from gan_zoo.data.mammography.streams import diagram_streams
+
+    whole, patches = prepare_mammograms(scan_cbis_ddsm(demo_png), image_size=32, patch_size=16,
+                                        patch_copies=3)
+    assert len(patches) == 3 * 12  # one mass per demo image, 3 copies each
+    assert set(patches.patients) == set(whole.patients)
+
+    def epoch_batches(start):
+        stream = diagram_streams(whole, patches, batch_size=4, seed=5, start_epoch=start,
+                                 epochs=2, force_float=force_float)
+        return stream, [b for b in stream.dataset]
+
+    stream, both = epoch_batches(0)
+    assert stream.kind == ("float32" if force_float else "uint8")
+    assert stream.steps_per_epoch == 3 and len(both) == 6  # an epoch = the 12 whole images
+    batch = both[0]
+    assert batch["patches"][0].shape == (4, 16, 16, 1) and batch["images"][0].shape == (4, 32, 32, 1)
+    assert -1.0 <= float(np.min(batch["images"][0])) and float(np.max(batch["images"][0])) <= 1.0
+    _, second = epoch_batches(1)
+    for a, b in zip(both[3:], second):
+        for name in ("patches", "images"):
+            np.testing.assert_array_equal(a[name][0], b[name][0])
+            np.testing.assert_array_equal(a[name][1], b[name][1])
+    seen = np.concatenate([b["images"][1].numpy() for b in both[:3]])
+    assert sorted(seen.tolist()) == sorted(whole.labels.tolist())  # each image once per epoch

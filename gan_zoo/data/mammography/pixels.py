@@ -192,3 +192,24 @@ def _first(value):
         return value[0]
     except TypeError:
         return value
+
+
+def bit_depth_of(path) -> int:
+    """Bits per pixel of a file as stored: 8 for 8-bit PNG/PGM, else up to 16.
+
+    DICOM: BitsStored; PGM: bits of maxval; other files: 8 for Pillow modes
+    L/1/P/RGB, 16 for 16-bit modes.
+    """
+    path = os.fspath(path)
+    if is_dicom(path):
+        import pydicom
+
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(getattr(header, "BitsStored", 16) or 16)
+    if path.lower().endswith(".pgm"):
+        tokens, _ = _pgm_tokens(pathlib.Path(path).read_bytes()[:512])
+        return max(8, int(tokens[3]).bit_length())
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return 8 if image.mode in ("L", "1", "P", "RGB", "RGBA", "LA") else 16
