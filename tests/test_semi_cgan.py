@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import gan_zoo
-from gan_zoo.layers.spectral_norm import SpectralConv2D
+from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
 from gan_zoo.metrics import binary_metrics
 from gan_zoo.models.semi_cgan import SemiSupervisedCGAN, generator_sizes
 
@@ -32,6 +32,8 @@ def test_paper_architecture_at_width_1():
 
     deconvs = [g.get_layer(f"deconv{i}") for i in range(1, 6)]
     assert [c.filters for c in deconvs] == [256, 192, 128, 64, 3]
+    # The paper's reading: every transposed convolution is normalised.
+    assert all(isinstance(c, SpectralConv2DTranspose) for c in deconvs)
     assert all(c.kernel_size == (3, 3) for c in deconvs)
     assert [c.output.shape[1] for c in deconvs] == [3, 7, 13, 25, 50]
     assert len([x for x in g.layers if isinstance(x, keras.layers.ReLU)]) == 4
@@ -42,6 +44,38 @@ def test_paper_architecture_at_width_1():
     gan.compile()
     assert float(gan.d_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
     assert (gan.d_optimizer.beta_1, gan.d_optimizer.beta_2) == (0.5, 0.999)
+
+
+def test_generator_spectral_norm_off_is_the_narrow_reading():
+    gan = tiny(generator_spectral_norm=False)
+    deconvs = [gan.generator.get_layer(f"deconv{i}") for i in range(1, 6)]
+    assert not any(isinstance(c, SpectralConv2DTranspose) for c in deconvs)
+    assert [type(c) for c in deconvs] == [keras.layers.Conv2DTranspose] * 5
+    # The discriminator is the same in both readings.
+    convs = [gan.discriminator.get_layer(f"conv{i}") for i in range(1, 6)]
+    assert [isinstance(c, SpectralConv2D) for c in convs] == [False, True, True, True, False]
+    assert gan.get_config()["generator_spectral_norm"] is False
+
+
+def test_generator_spectral_norm_bounds_each_transposed_convolution():
+    gan = tiny()
+    gan.compile()
+    images = tf.random.stateless_uniform((4, 50, 50, 3), [1, 2], -1, 1)
+    for _ in range(3):  # power iterations converge over training calls
+        gan.train_on_batch(images, tf.constant([0, 1, -1, 0]))
+    for i in range(1, 6):
+        layer = gan.generator.get_layer(f"deconv{i}")
+        kernel = layer.normalized_kernel().numpy()
+        matrix = kernel.reshape(-1, kernel.shape[-1])
+        # The normalised kernel's largest singular value is about 1.
+        assert np.linalg.svd(matrix, compute_uv=False)[0] == pytest.approx(1.0, rel=0.3)
+
+
+def test_files_saved_before_the_option_rebuild_the_old_generator():
+    config = tiny(generator_spectral_norm=False).get_config()
+    del config["generator_spectral_norm"]
+    rebuilt = SemiSupervisedCGAN.from_config(config)
+    assert not isinstance(rebuilt.generator.get_layer("deconv1"), SpectralConv2DTranspose)
 
 
 def test_width_multiplies_filters_and_sizes_are_checked():
@@ -157,7 +191,26 @@ def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     assert moved > 1e-3
     for a, b in zip(single.weights, mirrored.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-    assert single_logs["d_loss"][0] == pytest.approx(mirrored_logs["d_loss"][0], abs=1e-5)
+    # 8.5: every logged value is a GLOBAL mean, so the replica with one
+    # labelled image does not weigh as much as the one with three.
+    for key in ("d_loss", "g_loss", "gradient_penalty", "class_loss", "class_accuracy"):
+        assert single_logs[key][0] == pytest.approx(mirrored_logs[key][0], abs=1e-5), key
+
+
+def test_per_step_logs_under_mirrored_are_global_means(mirrored):
+    # 8.5, per step (progress bar, batch callbacks): the epoch logs above are
+    # global means already (Keras reads the synced trackers at epoch end).
+    images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
+    labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
+    dataset = tf.data.Dataset.from_tensors((images, labels))
+    with mirrored.scope():
+        replicated = DataNoiseCGAN(width=0.125, latent_dim=16)
+        replicated.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    batch_logs = []
+    catch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batch_logs.append(dict(logs)))
+    epoch_logs = replicated.fit(dataset, epochs=1, verbose=0, callbacks=[catch]).history
+    for key in ("class_loss", "class_accuracy"):
+        assert batch_logs[-1][key] == pytest.approx(epoch_logs[key][0], abs=1e-6), key
 
 
 def test_round_trip_and_export(tmp_path):
@@ -180,3 +233,22 @@ def test_round_trip_and_export(tmp_path):
     z = gan.latent(2, seed=0)
     out = served.signatures["generate"](z=z, labels=tf.constant([1, 0]))["images"]
     np.testing.assert_allclose(out.numpy(), gan.generate(z=z, labels=[1, 0]), atol=1e-6)
+
+
+def test_penalty_is_loss_scaled_under_mixed_float16():
+    # 8.3: the gradient penalty's inner gradient uses the D optimizer's scale.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        gan = tiny()
+        gan.compile()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert gan._penalty_loss_scale() is gan.d_optimizer.dynamic_scale
+    logs = gan.train_on_batch(
+        tf.random.uniform((4, 50, 50, 3), -1, 1, seed=3), tf.constant([0, 1, -1, 0]), return_dict=True
+    )
+    assert all(np.isfinite(v) for v in logs.values())
+    float32 = tiny()
+    float32.compile()
+    assert float32._penalty_loss_scale() is None

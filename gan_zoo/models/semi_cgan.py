@@ -3,10 +3,12 @@
 import keras
 import tensorflow as tf
 
+from gan_zoo import config_checks as check
 from gan_zoo import losses
 from gan_zoo.data.splits import UNLABELLED
 from gan_zoo.layers.conditioning import OneHot
-from gan_zoo.layers.spectral_norm import SpectralConv2D
+from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
+from gan_zoo.models.adversarial import all_reduce_sum
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
 from gan_zoo.registry import register_model
@@ -20,6 +22,10 @@ CITATION = (
 
 def _leaky(name):
     return keras.layers.LeakyReLU(0.2, name=name)
+
+
+# The smallest width whose first layer keeps a filter: round(64 * width) >= 1.
+MIN_WIDTH = 1 / 128
 
 
 def filters(layer, width):
@@ -45,14 +51,16 @@ def generator_sizes(image_size):
     return [1, 3, *sizes]
 
 
-def build_generator(image_size, latent_dim, num_classes, width, channels=3):
+def build_generator(image_size, latent_dim, num_classes, width, channels=3, spectral_norm=True):
     """[z, class] -> image in [-1, 1]: five 3x3 transposed convolutions.
 
     z and the one-hot class form a 1x1 map that is upsampled 1 -> 3 -> 7 ->
     13 -> 25 -> 50 with 64*(5-l)*width filters in layers l = 1..4 (the
     discriminator's widths mirrored) and `channels` in layer 5; batch norm
-    and ReLU after each hidden layer, tanh at the end.
+    and ReLU after each hidden layer, tanh at the end. With `spectral_norm`
+    every transposed convolution is spectrally normalised.
     """
+    transposed = SpectralConv2DTranspose if spectral_norm else keras.layers.Conv2DTranspose
     sizes = generator_sizes(image_size)
     z = keras.Input((latent_dim,), name="z")
     labels = keras.Input((), dtype="int32", name="labels")
@@ -62,11 +70,11 @@ def build_generator(image_size, latent_dim, num_classes, width, channels=3):
     for layer, n_filters in enumerate(widths, start=1):
         size_in, size_out = sizes[layer - 1], sizes[layer]
         if layer <= 2:  # 1 -> 3 and 3 -> 7: 'valid' transposed convolutions
-            conv = keras.layers.Conv2DTranspose(
+            conv = transposed(
                 n_filters, 3, strides=layer, padding="valid", name=f"deconv{layer}"
             )
         else:  # 'same' gives 2n - 1 + output_padding
-            conv = keras.layers.Conv2DTranspose(
+            conv = transposed(
                 n_filters, 3, strides=2, padding="same",
                 output_padding=size_out - 2 * size_in + 1, name=f"deconv{layer}",
             )
@@ -111,8 +119,9 @@ class SemiSupervisedCGAN(Classifier, GAN):
     is NOT given the class and has two heads, real/fake and IDC/healthy.
     Five 3x3 (transposed) convolutions on each side, 64*layer*width filters
     (width = the paper's omega: 1, 2 or 4), ReLU in G, leaky ReLU 0.2 in D,
-    strided convolutions and no pooling, spectral norm on all D convolutions
-    but the first and last, a gradient penalty, Adam 2e-4 (0.5, 0.999) with
+    strided convolutions and no pooling, spectral norm on every G transposed
+    convolution and on all D convolutions but the first and last (see
+    below), a gradient penalty, Adam 2e-4 (0.5, 0.999) with
     the rate constant for the first half of training and then linear decay
     to 0 (`LinearLearningRateDecay`), 200 epochs of batch 128, random flips.
     After training the discriminator's class head is the IDC detector:
@@ -143,6 +152,17 @@ class SemiSupervisedCGAN(Classifier, GAN):
     sample, which batch norm would break); z ~ N(0, 1) of size 100; penalty
     weight 10 towards gradient norm 1; the heads are single dense layers.
 
+    Spectral norm, an ambiguous sentence: the paper writes "Spectral
+    normalization was applied to all convolutional and transposed
+    convolutional layers except the first and the last layers in the
+    discriminator". Only the generator has transposed convolutions, so the
+    sentence names the generator's layers too, and its exception ("in the
+    discriminator") only the discriminator's first and last convolutions:
+    `generator_spectral_norm=True` (default) normalises all five G
+    transposed convolutions. The narrower reading (spectral norm in D only,
+    the zoo's reading before this option existed) is
+    `generator_spectral_norm=False`.
+
     Args:
         image_size: patch side (50 for IDC; 49..56 fit the layer stack).
         channels: image channels.
@@ -151,6 +171,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
         width: the paper's width multiplier omega (1, 2, 4); filters are
             round(64 * layer * width), so tests may use a width below 1.
         discriminator_strides: strides of the five D convolutions.
+        generator_spectral_norm: spectrally normalise the generator's
+            transposed convolutions (the paper's reading; see above).
         gradient_penalty_weight: weight of the gradient penalty.
         gradient_penalty_target: target gradient norm of the penalty.
         fake_class_loss_weight: weight of the fakes' class loss in D.
@@ -190,37 +212,55 @@ class SemiSupervisedCGAN(Classifier, GAN):
         beta_1=0.5,
         beta_2=0.999,
         seed=0,
+        generator_spectral_norm=True,
         **kwargs,
     ):
-        if len(discriminator_strides) != 5:
-            raise ValueError(f"The discriminator has five convolutions; got strides {discriminator_strides}.")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-        if class_weights is not None and len(class_weights) != num_classes:
-            raise ValueError(f"class_weights needs {num_classes} values, got {class_weights}.")
-        width = float(width)
+        image_size = check.integer_in_range("image_size", image_size, 49, 56)
+        channels = check.positive_int("channels", channels)
+        latent_dim = check.positive_int("latent_dim", latent_dim)
+        num_classes = check.integer_in_range("num_classes", num_classes, low=2)
+        width = check.number_in_range("width", width, low=MIN_WIDTH)
+        strides = check.sequence_of(
+            check.positive_int, "discriminator_strides", discriminator_strides, length=5
+        )
+        if class_weights is not None:
+            class_weights = check.sequence_of(
+                check.non_negative_number, "class_weights", class_weights, length=num_classes
+            )
+        generator_spectral_norm = check.boolean("generator_spectral_norm", generator_spectral_norm)
         super().__init__(
-            build_generator(image_size, latent_dim, num_classes, width, channels),
-            build_discriminator(image_size, num_classes, width, tuple(discriminator_strides), channels),
+            build_generator(
+                image_size, latent_dim, num_classes, width, channels, generator_spectral_norm
+            ),
+            build_discriminator(image_size, num_classes, width, strides, channels),
             latent_dim=latent_dim,
             num_classes=num_classes,
             latent_distribution="normal",
             data_range=(-1.0, 1.0),
-            seed=seed,
+            seed=check.seed("seed", seed),
             **kwargs,
         )
-        self.image_size = int(image_size)
-        self.channels = int(channels)
+        self.image_size = image_size
+        self.channels = channels
         self.width = width
-        self.discriminator_strides = tuple(int(s) for s in discriminator_strides)
-        self.gradient_penalty_weight = float(gradient_penalty_weight)
-        self.gradient_penalty_target = float(gradient_penalty_target)
-        self.fake_class_loss_weight = float(fake_class_loss_weight)
-        self.generator_class_loss_weight = float(generator_class_loss_weight)
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        self.learning_rate = float(learning_rate)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
+        self.discriminator_strides = strides
+        self.generator_spectral_norm = generator_spectral_norm
+        self.gradient_penalty_weight = check.non_negative_number(
+            "gradient_penalty_weight", gradient_penalty_weight
+        )
+        self.gradient_penalty_target = check.non_negative_number(
+            "gradient_penalty_target", gradient_penalty_target
+        )
+        self.fake_class_loss_weight = check.non_negative_number(
+            "fake_class_loss_weight", fake_class_loss_weight
+        )
+        self.generator_class_loss_weight = check.non_negative_number(
+            "generator_class_loss_weight", generator_class_loss_weight
+        )
+        self.class_weights = None if class_weights is None else list(class_weights)
+        self.learning_rate = check.positive_number("learning_rate", learning_rate)
+        self.beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = check.number_in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
 
     def default_optimizers(self):
         return {
@@ -263,6 +303,13 @@ class SemiSupervisedCGAN(Classifier, GAN):
         self.trackers["class_loss"].update_state(ce, sample_weight=tf.cast(labelled, tf.float32))
         return tf.reduce_sum(ce) / tf.maximum(global_count, 1.0)
 
+    def _penalty_loss_scale(self):
+        """The D optimizer's loss scale under mixed_float16, else None."""
+        optimizer = self.optimizer_for("d")
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.dynamic_scale
+        return None
+
     def train_step(self, data):
         real, labels = self.unpack(data)
         if labels is None:
@@ -281,7 +328,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
             on_fake = self.discriminator(fake, training=True)
             adversarial = losses.discriminator_bce(on_real["real_fake"], on_fake["real_fake"])
             penalty = losses.gradient_penalty(
-                real_fake_logit, real, fake, alpha=alpha, target=self.gradient_penalty_target
+                real_fake_logit, real, fake, alpha=alpha, target=self.gradient_penalty_target,
+                loss_scale=self._penalty_loss_scale(),
             )
             fake_class = tf.nn.sparse_softmax_cross_entropy_with_logits(fake_labels, on_fake["class"])
             real_class = self._class_loss_of_labelled(on_real["class"], labels)
@@ -306,6 +354,19 @@ class SemiSupervisedCGAN(Classifier, GAN):
         self.track(d_loss=adversarial, g_loss=g_per_example, gradient_penalty=penalty)
         return self.finish_step()
 
+    def finish_step(self):
+        # Keras averages a step's logs over replicas: each replica's running
+        # mean would weigh alike however many labelled images it saw. Log
+        # all-reduced totals / counts (global means) instead; the epoch logs,
+        # read from the synced trackers, are global means already. (A
+        # workaround for every model belongs in AdversarialModel.finish_step.)
+        logs = super().finish_step()
+        for name, tracker in self.trackers.items():
+            total = all_reduce_sum(tf.convert_to_tensor(tracker.total))
+            count = all_reduce_sum(tf.convert_to_tensor(tracker.count))
+            logs[name] = tf.math.divide_no_nan(total, count)
+        return logs
+
     # -------------------------------------------------------------- classifier
     def classifier(self):
         """The discriminator's class head as a classifier of [0, 1] images.
@@ -322,6 +383,14 @@ class SemiSupervisedCGAN(Classifier, GAN):
         return keras.Model(images, probabilities, name="semi_cgan_classifier")
 
 
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before the option existed hold generators without
+        # spectral norm: rebuild those, so their weights fit.
+        config = dict(config)
+        config.setdefault("generator_spectral_norm", False)
+        return cls(**config)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -331,6 +400,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
             "num_classes": self.num_classes,
             "width": self.width,
             "discriminator_strides": list(self.discriminator_strides),
+            "generator_spectral_norm": self.generator_spectral_norm,
             "gradient_penalty_weight": self.gradient_penalty_weight,
             "gradient_penalty_target": self.gradient_penalty_target,
             "fake_class_loss_weight": self.fake_class_loss_weight,
@@ -353,6 +423,7 @@ register_model(
         "num_classes": 2,
         "width": 1,
         "discriminator_strides": (2, 2, 2, 2, 1),
+        "generator_spectral_norm": True,
         "gradient_penalty_weight": 10.0,
         "gradient_penalty_target": 1.0,
         "fake_class_loss_weight": 1.0,
