@@ -15,6 +15,10 @@ Conventions used throughout:
   is reported as NaN (it is a ranking of positives against negatives).
 * All returned numbers are python `float`/`int`, so the dicts can go straight
   into `json.dumps`. NaN is written as the `NaN` token by `json.dumps`.
+* Confusion counts, ROC points, balanced accuracy and F1 come from
+  scikit-learn (imported on first use, so `import gan_zoo.metrics` stays
+  light); the AUROC is the DeLong module's, so that tables, ROC legends and
+  confidence intervals share one computation.
 """
 
 import math
@@ -72,10 +76,10 @@ def _validated(y_true, y_second, second_name):
 
 
 def _counts(labels, predicted):
-    tp = int(np.count_nonzero(labels & predicted))
-    fp = int(np.count_nonzero(~labels & predicted))
-    fn = int(np.count_nonzero(labels & ~predicted))
-    tn = int(labels.shape[0] - tp - fp - fn)
+    from sklearn.metrics import confusion_matrix  # imported on use: gan_zoo.metrics stays light
+
+    cells = confusion_matrix(labels, predicted, labels=[False, True]).ravel()
+    tn, fp, fn, tp = (int(c) for c in cells)
     return tn, fp, fn, tp
 
 
@@ -111,18 +115,28 @@ def _ratio(numerator, denominator, name, undefined):
     return numerator / denominator
 
 
-def _metrics_from_counts(tn, fp, fn, tp):
-    """Threshold metrics from counts; returns (dict, names of undefined ones)."""
+def _threshold_metrics(labels, predicted, tn, fp, fn, tp):
+    """Threshold metrics; returns (dict, names of undefined ones).
+
+    Balanced accuracy and F1 come from scikit-learn; the counts say which
+    ratios had a zero denominator (reported as 0.0 and listed).
+    """
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
     undefined = []
     n_positive, n_negative = tp + fn, tn + fp
     recall = _ratio(tp, n_positive, "recall", undefined)
     specificity = _ratio(tn, n_negative, "specificity", undefined)
     precision = _ratio(tp, tp + fp, "precision", undefined)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn, "f1", undefined)
-    # Mean recall over the classes present in y_true (as scikit-learn does).
-    present = [r for r, k in ((recall, n_positive), (specificity, n_negative)) if k]
-    balanced_accuracy = sum(present) / len(present)
-    if len(present) < 2:
+    if 2 * tp + fp + fn == 0:
+        undefined.append("f1")
+    f1 = f1_score(labels, predicted, zero_division=0.0)
+    # scikit-learn: mean recall over the classes present in y_true; with one
+    # class it warns that y_pred has a class y_true lacks (listed here instead).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        balanced_accuracy = balanced_accuracy_score(labels, predicted)
+    if n_positive == 0 or n_negative == 0:
         undefined.append("balanced_accuracy")
     metrics = {
         "accuracy": (tp + tn) / (tn + fp + fn + tp),
@@ -168,8 +182,9 @@ def binary_metrics(y_true, y_score, threshold=DEFAULT_THRESHOLD):
     threshold = float(threshold)
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}.")
-    tn, fp, fn, tp = _counts(labels, score >= threshold)
-    metrics, undefined = _metrics_from_counts(tn, fp, fn, tp)
+    predicted = score >= threshold
+    tn, fp, fn, tp = _counts(labels, predicted)
+    metrics, undefined = _threshold_metrics(labels, predicted, tn, fp, fn, tp)
     if 0 < tp + fn < labels.shape[0]:
         aucs, _, _ = delong._components(labels, [score])
         metrics["auroc"] = float(aucs[0])
@@ -217,19 +232,15 @@ def roc_curve_points(y_true, y_score):
         scores in decreasing order, preceded by `+inf` (nothing predicted
         positive), so the curve runs from (0, 0) to (1, 1).
     """
+    from sklearn.metrics import roc_curve
+
     labels, score = _validated(y_true, y_score, "y_score")
     n_positive = int(labels.sum())
     if n_positive in (0, labels.shape[0]):
         raise ValueError("The ROC curve needs both classes in y_true.")
-    order = np.argsort(-score, kind="mergesort")
-    ordered_score, ordered_labels = score[order], labels[order]
-    # Last index of each run of equal scores: the counts there include the run.
-    run_ends = np.append(np.flatnonzero(np.diff(ordered_score)), score.shape[0] - 1)
-    tps = np.cumsum(ordered_labels)[run_ends]
-    fps = (run_ends + 1) - tps
-    tpr = np.concatenate([[0.0], tps / n_positive])
-    fpr = np.concatenate([[0.0], fps / (labels.shape[0] - n_positive)])
-    thresholds = np.concatenate([[np.inf], ordered_score[run_ends]])
+    fpr, tpr, thresholds = roc_curve(labels, score, drop_intermediate=False)
+    # scikit-learn >= 1.3 starts at +inf; older versions at max(score) + 1.
+    thresholds = np.concatenate([[np.inf], thresholds[1:]])
     return fpr, tpr, thresholds
 
 
