@@ -178,3 +178,60 @@ def test_steps_per_execution_must_be_one_with_phases():
     model = ToyAdversarial(schedule=SCHEDULES["n_critic_5"])
     with pytest.raises(ValueError, match="steps_per_execution must be 1"):
         model.compile(steps_per_execution=4)
+
+
+def test_frozen_networks_are_not_trained_nor_saved(tmp_path):
+    frozen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="frozen_dense")], name="vgg")
+    model = ToyAdversarial(frozen_networks={"vgg": frozen})
+    model.compile()
+    assert model.frozen_network("vgg") is frozen and not frozen.trainable
+    ids = {id(v) for v in frozen.weights}
+    assert not ids & {id(v) for v in model.weights}  # not in checkpoints or .keras files
+    for group in ("fd", "fe", "g"):
+        assert not ids & {id(v) for v in model.group_variables(group)}
+    path = tmp_path / "toy.weights.h5"
+    model.save_weights(path)
+    import h5py
+
+    with h5py.File(path) as file:
+        names = []
+        file.visit(names.append)
+    assert not any("frozen_dense" in name for name in names)
+
+
+def test_noise_layers_draw_from_the_model_stream(mirrored):
+    from gan_zoo.layers.noise import NoiseInjection
+
+    def build():
+        noise = NoiseInjection(per_pixel=False, name="noise")
+        inputs = keras.Input((2, 2, 3))
+        network = keras.Model(inputs, noise(inputs), name="generator")
+        noise.noise_weight.assign(np.ones(3, np.float32))
+        return ToyAdversarial(frozen_networks={"noisy": network}), network
+
+    model, network = build()
+    x = np.zeros((2, 2, 2, 3), np.float32)
+
+    def draw():
+        with model.noise_scope(stream=3):
+            return network(x, training=True).numpy()
+
+    first, again = draw(), draw()
+    np.testing.assert_array_equal(first, again)  # a function of (seed, step, replica, stream)
+    assert not np.allclose(first[0], first[1])  # each sample its own noise
+    model.step_counter.assign_add(1)
+    assert not np.allclose(draw(), first)
+
+    with mirrored.scope():
+        model, network = build()
+
+    @tf.function
+    def per_replica():
+        def fn():
+            with model.noise_scope(stream=3):
+                return network(tf.zeros((1, 2, 2, 3)), training=True)
+
+        return mirrored.run(fn)
+
+    results = [t.numpy() for t in mirrored.experimental_local_results(per_replica())]
+    assert not np.allclose(results[0], results[1])  # replicas draw different noise
