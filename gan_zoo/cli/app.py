@@ -4,12 +4,12 @@ import argparse
 import textwrap
 
 import gan_zoo
-from gan_zoo.cli import export, list_models, sample, train
+from gan_zoo.cli import export, list_models, sample, score, train
 from gan_zoo.cli.arguments import HelpFormatter
 from gan_zoo.cli.errors import EXIT_USAGE, PROG, exit_status
 
 # The sub-commands in the order `gan-zoo --help` lists them.
-COMMANDS = (list_models, train, sample, export)
+COMMANDS = (list_models, train, sample, score, export)
 
 
 def build_parser():
@@ -24,6 +24,8 @@ def build_parser():
               gan-zoo train dcgan --epochs 5                  # on the demo data
               gan-zoo train dcgan --data-dir data/idc --layout idc --set variant=v3 --conditional
               gan-zoo sample runs/dcgan/dcgan.keras --n 16 --out samples.png
+              gan-zoo score runs/dcgan --reference data/val --extractor keras \
+                  --extractor-model runs/cnn/small_cnn.keras --extractor-layer gap --n 2000
               gan-zoo export runs/dcgan/dcgan.keras exported/dcgan
             user errors exit with status 2 and one line on stderr."""),
         formatter_class=HelpFormatter,
