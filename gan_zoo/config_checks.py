@@ -122,12 +122,12 @@ def number_in_range(name, value, low=None, high=None, *, low_inclusive=True, hig
         requirement = "a finite number"
     if not _is_number(value) or not math.isfinite(float(value)):
         _fail(name, requirement, value)
-    value = float(value)
-    if low is not None and (value < low or (value == low and not low_inclusive)):
+    number = float(value)
+    if low is not None and (number < low or (number == low and not low_inclusive)):
         _fail(name, requirement, value)
-    if high is not None and (value > high or (value == high and not high_inclusive)):
+    if high is not None and (number > high or (number == high and not high_inclusive)):
         _fail(name, requirement, value)
-    return value
+    return number
 
 
 def positive_number(name, value):
@@ -153,7 +153,8 @@ def boolean(name, value):
 
     A string such as "false" is refused: it would be truthy.
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if isinstance(value, bool) or numpy_bool:
         return bool(value)
     _fail(name, "True or False", value)
 

@@ -69,6 +69,7 @@ import warnings
 
 import keras
 
+from gan_zoo import config_checks as check
 from gan_zoo.layers.augmentation import MeanImageSubtraction, RandomRot90
 from gan_zoo.models.classifier import ZooClassifier
 from gan_zoo.registry import register_model
@@ -135,10 +136,13 @@ class CruzRoaCNN(ZooClassifier):
         name="cruz_roa_cnn",
         **kwargs,
     ):
-        if crop_size > image_size:
-            raise ValueError(
-                f"crop_size ({crop_size}) must not exceed image_size ({image_size})."
-            )
+        image_size = check.positive_int("image_size", image_size)
+        crop_size = check.integer_in_range("crop_size", crop_size, 1, image_size)
+        num_classes = check.integer_in_range("num_classes", num_classes, low=2)
+        augment = check.boolean("augment", augment)
+        rotate = check.boolean("rotate", rotate)
+        weight_decay = check.non_negative_number("weight_decay", weight_decay)
+        seed = check.optional(check.seed, "seed", seed)
         # Caffe decays weights and biases alike: gradient += weight_decay * w.
         def l2():
             return keras.regularizers.L2(weight_decay / 2) if weight_decay else None

@@ -5,6 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
+from gan_zoo import config_checks as check
 from gan_zoo import losses
 from gan_zoo.layers.conditioning import LabelMaps, OneHot
 from gan_zoo.models.gan import GAN
@@ -203,16 +204,31 @@ class DCGAN(GAN):
         seed=0,
         **kwargs,
     ):
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
+        variant = check.one_of("variant", variant, sorted(VARIANTS))
         defaults = VARIANTS[variant]
-        upsampling = defaults["upsampling"] if upsampling is None else upsampling
-        if upsampling not in _UPSAMPLING:
-            raise ValueError(f"upsampling must be one of {_UPSAMPLING}, got {upsampling!r}.")
-        if int(image_size) < 16:
-            raise ValueError(f"image_size must be at least 16, got {image_size}.")
-        if int(g_updates_per_d) < 1:
-            raise ValueError(f"g_updates_per_d must be at least 1, got {g_updates_per_d}.")
+        upsampling = check.one_of(
+            "upsampling", defaults["upsampling"] if upsampling is None else upsampling, _UPSAMPLING
+        )
+        image_size = check.integer_in_range("image_size", image_size, low=16)
+        channels = check.positive_int("channels", channels)
+        latent_dim = check.positive_int("latent_dim", latent_dim)
+        num_classes = check.non_negative_int("num_classes", num_classes)
+        if num_classes == 1:
+            raise check.ConfigError(
+                "num_classes must be 0 (unconditional) or at least 2; got 1."
+            )
+        base_filters = check.positive_int("base_filters", base_filters)
+        g_updates_per_d = check.positive_int("g_updates_per_d", g_updates_per_d)
+        real_label = check.optional(
+            check.number_in_range, "real_label", real_label, 0.0, 1.0, low_inclusive=False
+        )
+        instance_noise_std = check.optional(
+            check.non_negative_number, "instance_noise_std", instance_noise_std
+        )
+        synchronized_batch_norm = check.boolean("synchronized_batch_norm", synchronized_batch_norm)
+        learning_rate = check.positive_number("learning_rate", learning_rate)
+        beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        seed = check.seed("seed", seed)
         sync_bn = bool(synchronized_batch_norm)
         generator = build_generator(
             image_size, channels, latent_dim, base_filters, upsampling, num_classes, sync_bn

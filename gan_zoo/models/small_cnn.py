@@ -36,6 +36,7 @@ Design notes:
 
 import keras
 
+from gan_zoo import config_checks as check
 from gan_zoo.layers.augmentation import RandomRot90
 from gan_zoo.models.classifier import (
     SparseCategoricalCrossentropyWithSmoothing,
@@ -100,6 +101,16 @@ class SmallCNN(ZooClassifier):
         name="small_cnn",
         **kwargs,
     ):
+        image_size = check.positive_int("image_size", image_size)
+        num_classes = check.integer_in_range("num_classes", num_classes, low=2)
+        # The first stage keeps at least one filter: round(32 * width) >= 1.
+        width = check.number_in_range("width", width, low=1 / 64)
+        dropout = check.number_in_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
+        augment = check.boolean("augment", augment)
+        label_smoothing = check.number_in_range(
+            "label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=False
+        )
+        seed = check.optional(check.seed, "seed", seed)
         widths = [max(1, int(round(w * width))) for w in BASE_WIDTHS]
 
         # === Functional model ===
