@@ -7,3 +7,4 @@ from gan_zoo.models import cruz_roa_cnn  # noqa: F401
 from gan_zoo.models import dcgan  # noqa: F401
 from gan_zoo.models import semi_cgan  # noqa: F401
 from gan_zoo.models import small_cnn  # noqa: F401
+from gan_zoo.models import cigan  # noqa: F401

@@ -1,0 +1,700 @@
+"""ciGAN: the conditional infilling GAN of Wu, Wu, Cox & Lotter (2018).
+
+The generator paints a lesion of a chosen class (malignant or not) into a
+masked region of a mammogram patch, or removes one; everything outside the
+mask is the input's. It is trained with an adversarial, a VGG-19 feature and
+a boundary loss, after a pre-training of the generator on the feature loss
+alone, with the paper's alternation rule.
+
+    >>> gan = CIGAN(patch_size=64, feature_weights="imagenet")
+    >>> gan.compile()                       # Adam 1e-4 for both networks
+    >>> gan.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=E)
+    >>> malignant = gan.infill(patches, masks, target_class=MALIGNANT)
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_zoo import losses as gan_losses
+from gan_zoo.layers.conditioning import LabelMaps
+from gan_zoo.models.adversarial import AdversarialModel, num_replicas, replica_id
+from gan_zoo.models.feature_networks import load_feature_network
+from gan_zoo.models.roles import ImageTranslator
+from gan_zoo.registry import register_model
+from gan_zoo.schedules import Phase, TrainingPlan, UpdateSchedule
+
+CITATION = (
+    "Wu, E., Wu, K., Cox, D. & Lotter, W., 'Conditional Infilling GANs for Data "
+    "Augmentation in Mammogram Classification', Image Analysis for Moving Organ, Breast, "
+    "and Thoracic Images (RAMBO/BIA/TIA, MICCAI workshops) 2018, arXiv 1807.08093."
+)
+NON_MALIGNANT, MALIGNANT = 0, 1
+CLASS_NAMES = ("non-malignant", "malignant")
+PAPER_WIDTHS = (128, 128, 64, 64, 32, 32, 32)  # 4x4 ... 256x256
+PAPER_DISCRIMINATOR_WIDTHS = (32, 64, 128, 256, 512)
+SIGMA_REFERENCE_SIZE = 256  # the paper's sigma 10 is in pixels of 256-px patches
+_FEATURES = "features"
+
+
+def generator_scales(patch_size):
+    """Sides of the cascade, 4x4 up to the patch: 256 -> [4, 8, ..., 256]."""
+    return [4 * 2**k for k in range(int(math.log2(patch_size // 4)) + 1)]
+
+
+# ---------------------------------------------------------------- networks
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class InfillComposite(keras.layers.Layer):
+    """(generated, context, mask) -> generated inside the mask, context outside.
+
+    A selection, not a blend, so pixels outside a binary mask are exactly
+    the context's (float32 throughout, also under mixed precision).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        generated, context, mask = (keras.ops.cast(t, "float32") for t in inputs)
+        return keras.ops.where(mask > 0.5, generated, context)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+
+def build_generator(patch_size, widths, num_classes=2):
+    """Cascaded refinement generator (Chen & Koltun 2017) as ciGAN uses it.
+
+    The input stack (context: the image with the lesion replaced by uniform
+    noise; the mask; one-hot class maps) is average-pooled to every scale
+    from 4x4 up. Block i concatenates the nearest-neighbour 2x upsampling of
+    block i-1's output with the stack at its scale and applies two 3x3
+    convolutions with ReLU. A 1x1 convolution with a sigmoid maps the last
+    block to the image in [0, 1] (the paper does not give the output layer;
+    the sigmoid matches the [0, 1] range of the inputs), and the result is
+    composited so that only the masked pixels come from the network.
+    """
+    scales = generator_scales(patch_size)
+    context = keras.Input((patch_size, patch_size, 1), name="context")
+    mask = keras.Input((patch_size, patch_size, 1), name="mask")
+    labels = keras.Input((), dtype="int32", name="labels")
+    maps = LabelMaps(patch_size, patch_size, num_classes, name="class_maps")(labels)
+    stack = keras.layers.Concatenate(name="input_stack")([context, mask, maps])
+    x = None
+    for i, size in enumerate(scales, start=1):
+        factor = patch_size // size
+        level = stack if factor == 1 else keras.layers.AveragePooling2D(factor, name=f"stack_{size}")(stack)
+        if x is None:
+            x = level
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"block{i}_up")(x)
+            x = keras.layers.Concatenate(name=f"block{i}_concat")([x, level])
+        for conv in (1, 2):
+            x = keras.layers.Conv2D(widths[i - 1], 3, padding="same", activation="relu",
+                                    name=f"block{i}_conv{conv}")(x)
+    generated = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="to_image")(x)
+    images = InfillComposite(name="composite")([generated, context, mask])
+    return keras.Model([context, mask, labels], images, name="generator")
+
+
+def build_discriminator(patch_size, widths, num_classes=2, negative_slope=0.2):
+    """Class-conditional discriminator: conv 3x3 + LeakyReLU + 2x2 max pool blocks.
+
+    The class enters as one-hot class maps concatenated to the image (the
+    paper's D(c, R) does not say how; this is the conditional DCGAN's way).
+    The last block is flattened into one dense unit: a logit, whose sigmoid
+    is the paper's output (applied inside the loss, for numerical safety).
+    """
+    images = keras.Input((patch_size, patch_size, 1), name="images")
+    labels = keras.Input((), dtype="int32", name="labels")
+    maps = LabelMaps(patch_size, patch_size, num_classes, name="class_maps")(labels)
+    x = keras.layers.Concatenate(name="image_and_class")([images, maps])
+    for i, filters in enumerate(widths, start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.LeakyReLU(negative_slope, name=f"conv{i}_lrelu")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model([images, labels], logits, name="discriminator")
+
+
+# ------------------------------------------------------------------ losses
+def binarize(masks):
+    """Masks as float32 {0, 1}: a pixel is lesion when above 0.5."""
+    return tf.cast(tf.convert_to_tensor(masks) > 0.5, tf.float32)
+
+
+def corrupt(images, masks, noise):
+    """The generator's context: `images` with the masked pixels replaced by `noise`."""
+    return tf.where(masks > 0.5, tf.cast(noise, tf.float32), tf.cast(images, tf.float32))
+
+
+def gaussian_kernel(sigma, truncate=4.0):
+    """Normalised 1-D Gaussian taps, radius `int(truncate * sigma + 0.5)` (scipy's)."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def boundary_weights(masks, sigma):
+    """The boundary loss weights w: the mask boundary blurred with a Gaussian.
+
+    The boundary is the morphological gradient of the binary mask with a 3x3
+    square (dilation minus erosion: the one-pixel rings just outside and
+    just inside the edge); the patch border is not a lesion edge, so
+    erosion treats outside pixels as lesion. The blur is separable, with
+    zero padding. The paper states sigma 10 for 256-px patches.
+
+    Args:
+        masks: [B, H, W, 1] binary masks.
+        sigma: standard deviation of the Gaussian, in pixels.
+
+    Returns:
+        float32 [B, H, W, 1] weights.
+    """
+    masks = binarize(masks)
+    dilated = tf.nn.max_pool2d(masks, 3, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-masks, 3, 1, "SAME")
+    boundary = dilated - eroded
+    taps = tf.constant(gaussian_kernel(sigma))
+    blurred = tf.nn.conv2d(boundary, tf.reshape(taps, [-1, 1, 1, 1]), 1, "SAME")
+    return tf.nn.conv2d(blurred, tf.reshape(taps, [1, -1, 1, 1]), 1, "SAME")
+
+
+def boundary_l1(real, fake, weights):
+    """Per-example mean of |w * (R - S)| over the pixels, float32 [B]."""
+    difference = weights * (tf.cast(real, tf.float32) - tf.cast(fake, tf.float32))
+    return tf.reduce_mean(tf.abs(difference), axis=[1, 2, 3])
+
+
+def feature_l1(real_maps, fake_maps):
+    """Per-example sum over layers of the mean |phi_l(R) - phi_l(S)|, float32 [B]."""
+    total = 0.0
+    for real, fake in zip(real_maps, fake_maps, strict=True):
+        difference = tf.cast(fake, tf.float32) - tf.stop_gradient(tf.cast(real, tf.float32))
+        total += tf.reduce_mean(tf.abs(difference), axis=[1, 2, 3])
+    return total
+
+
+def alternation_schedule(pretrain_steps, threshold, max_phase_steps=None):
+    """Pre-training of G, then D and G in turn, each until its loss < threshold.
+
+    Phases: "pretrain" (G on the feature loss, `pretrain_steps` steps; left
+    out when 0), "d" (until `d_loss` < threshold), "g" (until `g_adv_loss` <
+    threshold), then "d" again. `max_phase_steps` also ends a d or g phase
+    after that many steps (not in the paper).
+    """
+    phases = []
+    if pretrain_steps:
+        phases.append(Phase("pretrain", ("pretrain",), steps=int(pretrain_steps), next="d"))
+    phases += [
+        Phase("d", ("d",), steps=max_phase_steps, until_below=("d_loss", threshold)),
+        Phase("g", ("g",), steps=max_phase_steps, until_below=("g_adv_loss", threshold), next="d"),
+    ]
+    return UpdateSchedule(phases)
+
+
+# ------------------------------------------------------------------- model
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class CIGAN(ImageTranslator, AdversarialModel):
+    """Conditional infilling GAN (Wu et al. 2018) for mammogram patches.
+
+    Generator (`build_generator`): a cascaded refinement network on the
+    stack (context, mask, 2 one-hot class channels) from 4x4 up to the
+    patch, widths 128, 128, 64, 64, 32, 32, 32 for 256-px patches; smaller
+    patches have fewer scales and keep the widths of the coarse end (64 px:
+    128, 128, 64, 64, 32). Discriminator (`build_discriminator`): five
+    blocks of 3x3 conv + LeakyReLU + 2x2 max pool, 32 to 512 filters, and a
+    dense unit with a sigmoid; the class enters as one-hot maps concatenated
+    to the image. Class 0 is non-malignant ([1, 0]), class 1 malignant.
+
+    Losses, weighted 1 / 10 / 10000 as in the paper:
+    - adversarial: D minimises the mean of BCE(D(c, R), 1) and BCE(D(c, S),
+      0) (`d_loss`, on the scale of G's loss); G minimises the
+      non-saturating -log D(c, S) (`g_adv_loss`);
+    - feature: the sum over pool1, pool2, pool3 of the mean absolute
+      difference of the feature maps of R and S (`feature_loss`);
+    - boundary: the mean over pixels of |w * (R - S)|, w the mask boundary
+      blurred with a Gaussian of sigma 10 at 256 px, scaled with the patch
+      (sigma 2.5 at 64 px; `boundary_weights`).
+
+    Training (`alternation_schedule`): G is pre-trained on the feature loss
+    alone for `pretrain_steps` steps (10,000 in the paper); then D trains
+    until `d_loss` drops below `switch_threshold` (0.3), then G on all
+    losses until `g_adv_loss` drops below it, and so on. The watched losses
+    are those of each step's global batch; the phase is saved state, so a
+    resumed run continues in the same phase. Adam 1e-4 (0.9, 0.999, 1e-8)
+    for both networks, batch 8. The masked region is filled with uniform
+    noise drawn for the GLOBAL batch (each replica takes its rows), so N
+    replicas train exactly as one device.
+
+    The feature network (`gan_zoo.models.feature_networks`) is frozen and
+    never saved with the model; it is built from `feature_weights` when
+    training starts ("imagenet" as in the paper, a local VGG-19 weights
+    file, a domain substitute `.keras` file, or "random" for tests), so
+    loading a trained ciGAN for inference needs none of them.
+
+    Args:
+        patch_size: side of the square patches, a power of two >= 8 (256 in
+            the paper; 64 or 128 for 256x256 whole mammograms).
+        widths: generator widths from 4x4 up (the first
+            `len(generator_scales(patch_size))` are used).
+        discriminator_widths: filters of the discriminator's blocks.
+        leaky_relu_slope: negative slope of D's LeakyReLUs (the paper does
+            not give it).
+        feature_weights: the feature network (see above).
+        adversarial_weight: weight of the adversarial loss of G.
+        feature_weight: weight of the feature loss.
+        boundary_weight: weight of the boundary loss.
+        boundary_sigma: the Gaussian's sigma in pixels of a 256-px patch.
+        pretrain_steps: steps of feature-loss pre-training of G (0: none).
+        train_steps: steps after pre-training (for `paper_epochs`).
+        switch_threshold: the alternation rule's loss threshold.
+        max_phase_steps: optional cap on the steps of one d or g phase.
+        learning_rate: Adam learning rate of both networks.
+        beta_1: Adam beta_1.
+        beta_2: Adam beta_2.
+        epsilon: Adam epsilon.
+        seed: seed of the training noise stream.
+
+    Example:
+
+    >>> gan = gan_zoo.load("cigan", patch_size=64, feature_weights="vgg19_notop.h5")
+    >>> gan.compile()
+    >>> gan.fit(batches, epochs=gan.paper_epochs(steps_per_epoch), ...)
+    >>> benign_version = gan.infill(malignant_patches, their_masks, target_class=0)
+    """
+
+    tracked_losses = ("d_loss", "g_adv_loss", "feature_loss", "boundary_loss", "g_loss")
+
+    def __init__(
+        self,
+        patch_size=256,
+        widths=PAPER_WIDTHS,
+        discriminator_widths=PAPER_DISCRIMINATOR_WIDTHS,
+        leaky_relu_slope=0.2,
+        feature_weights="imagenet",
+        adversarial_weight=1.0,
+        feature_weight=10.0,
+        boundary_weight=10000.0,
+        boundary_sigma=10.0,
+        pretrain_steps=10000,
+        train_steps=100000,
+        switch_threshold=0.3,
+        max_phase_steps=None,
+        learning_rate=1e-4,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        seed=0,
+        **kwargs,
+    ):
+        patch_size = int(patch_size)
+        if patch_size < 8 or patch_size & (patch_size - 1):
+            raise ValueError(f"patch_size must be a power of two >= 8, got {patch_size}.")
+        scales = generator_scales(patch_size)
+        widths = [int(w) for w in widths]
+        if len(widths) < len(scales) or min(widths) < 1:
+            raise ValueError(
+                f"widths must hold {len(scales)} positive integers for {patch_size}-px patches "
+                f"(scales {scales}), got {widths}."
+            )
+        discriminator_widths = [int(w) for w in discriminator_widths]
+        if not discriminator_widths or min(discriminator_widths) < 1:
+            raise ValueError(f"discriminator_widths must be positive integers, got {discriminator_widths}.")
+        _check_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0, high_open=True)
+        for option, value in (("adversarial_weight", adversarial_weight),
+                              ("feature_weight", feature_weight), ("boundary_weight", boundary_weight)):
+            _check_range(option, value, 0.0, math.inf)
+        _check_range("boundary_sigma", boundary_sigma, 0.0, math.inf, low_open=True)
+        _check_range("switch_threshold", switch_threshold, 0.0, math.inf, low_open=True)
+        _check_range("learning_rate", learning_rate, 0.0, math.inf, low_open=True)
+        _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        _check_range("epsilon", epsilon, 0.0, math.inf, low_open=True)
+        if int(pretrain_steps) < 0:
+            raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}.")
+        if int(train_steps) < 1:
+            raise ValueError(f"train_steps must be >= 1, got {train_steps}.")
+        if max_phase_steps is not None and int(max_phase_steps) < 1:
+            raise ValueError(f"max_phase_steps must be None or >= 1, got {max_phase_steps}.")
+        if not isinstance(feature_weights, str) or not feature_weights:
+            raise ValueError(
+                "feature_weights must be 'imagenet', 'random' or a file path, "
+                f"got {feature_weights!r}."
+            )
+        super().__init__(
+            {
+                "generator": build_generator(patch_size, widths),
+                "discriminator": build_discriminator(patch_size, discriminator_widths,
+                                                     negative_slope=float(leaky_relu_slope)),
+            },
+            # Built when training starts (build_feature_network): inference
+            # needs no feature network, and "imagenet" downloads.
+            frozen_networks={},
+            data_range=(0.0, 1.0),
+            seed=seed,
+            **kwargs,
+        )
+        self.patch_size = patch_size
+        self.widths = widths
+        self.discriminator_widths = discriminator_widths
+        self.leaky_relu_slope = float(leaky_relu_slope)
+        self.feature_weights = feature_weights
+        self.adversarial_weight = float(adversarial_weight)
+        self.feature_weight = float(feature_weight)
+        self.boundary_weight = float(boundary_weight)
+        self.boundary_sigma = float(boundary_sigma)
+        self.pretrain_steps = int(pretrain_steps)
+        self.train_steps = int(train_steps)
+        self.switch_threshold = float(switch_threshold)
+        self.max_phase_steps = None if max_phase_steps is None else int(max_phase_steps)
+        self.learning_rate = float(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.feature_network_info = None
+        self.set_update_schedule(
+            alternation_schedule(self.pretrain_steps, self.switch_threshold, self.max_phase_steps)
+        )
+
+    # ------------------------------------------------------------ training
+    @property
+    def effective_boundary_sigma(self):
+        """The boundary blur's sigma at this patch size (10 at 256 px)."""
+        return self.boundary_sigma * self.patch_size / SIGMA_REFERENCE_SIZE
+
+    def update_groups(self):
+        return {"g": ("generator",), "d": ("discriminator",)}
+
+    def default_optimizers(self):
+        return {
+            group: keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+                                         epsilon=self.epsilon)
+            for group in ("g", "d")
+        }
+
+    def training_plan(self, epochs=None, batch_size=None):
+        """Batch 8, constant rate; epochs from `paper_epochs(steps_per_epoch)`."""
+        return TrainingPlan(
+            epochs=epochs or 1,
+            batch_size=batch_size or 8,
+            notes="Wu et al.: batch 8, Adam 1e-4, 10,000 pre-training + 100,000 iterations "
+                  "(paper_epochs(steps_per_epoch) turns them into epochs)",
+        )
+
+    def paper_epochs(self, steps_per_epoch):
+        """Epochs that cover `pretrain_steps + train_steps` iterations."""
+        return math.ceil((self.pretrain_steps + self.train_steps) / int(steps_per_epoch))
+
+    def build_feature_network(self, allow_random_fallback=False):
+        """Builds (once) the frozen feature network named by `feature_weights`.
+
+        Args:
+            allow_random_fallback: when the ImageNet weights cannot be had,
+                use random VGG-19 weights with a warning instead of failing
+                (benchmarks only: the time of a step does not depend on
+                the weights' values).
+
+        Returns:
+            The network: grayscale [0, 1] images -> [pool1, pool2, pool3].
+        """
+        frozen = self._frozen.items
+        if _FEATURES not in frozen:
+            with self.distribute_strategy.scope():
+                try:
+                    network, info = load_feature_network(self.feature_weights)
+                except RuntimeError:
+                    if not allow_random_fallback:
+                        raise
+                    network, info = load_feature_network("random")
+            network.trainable = False
+            frozen[_FEATURES] = network
+            self.feature_network_info = info
+        return frozen[_FEATURES]
+
+    def make_train_function(self, force=False):
+        self.build_feature_network()
+        return super().make_train_function(force)
+
+    def updates(self, name):
+        # A direct trace of train_step (e.g. a FLOP count) runs the phase a
+        # fresh model starts in.
+        phase = self.active_phase or self.update_schedule.phases[0]
+        return name in phase.updates
+
+    def feature_loss(self, real, fake):
+        network = self.build_feature_network()
+        return feature_l1(network(real, training=False), network(fake, training=False))
+
+    def unpack_infill(self, data):
+        """(images, binary masks, labels) of a training batch.
+
+        Batches are dicts `{"images": x or (x, y), "masks": m or (m, y)}`
+        (aligned `training_streams`), optionally with `"labels"`, or tuples
+        `(images, masks, labels)`.
+        """
+        if isinstance(data, dict):
+            images, labels = _split(data["images"])
+            masks, mask_labels = _split(data["masks"])
+            labels = data.get("labels", labels if labels is not None else mask_labels)
+        elif isinstance(data, (tuple, list)) and len(data) == 3:
+            images, masks, labels = data
+        else:
+            raise ValueError("ciGAN batches are {'images', 'masks'} dicts or (images, masks, labels).")
+        if labels is None:
+            raise ValueError("ciGAN is class-conditional: its batches need labels.")
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        return tf.cast(images, tf.float32), binarize(masks), labels
+
+    def _corruption_noise(self, images):
+        # Noise for the whole global batch from one seed; each replica takes
+        # its rows, so the replicas together draw what one device would.
+        local = tf.shape(images)[0]
+        replicas = num_replicas()
+        shape = tf.concat([[local * replicas], tf.shape(images)[1:]], axis=0)
+        noise = tf.random.stateless_uniform(shape, self.stream_seed(0, per_replica=False))
+        start = replica_id() * local
+        return noise[start : start + local]
+
+    def train_step(self, data):
+        images, masks, labels = self.unpack_infill(data)
+        context = corrupt(images, masks, self._corruption_noise(images))
+        g_inputs = [context, masks, labels]
+        logged = {}
+        if self.updates("pretrain"):
+            with tf.GradientTape() as tape:
+                fake = self.generator(g_inputs, training=True)
+                feature = self.feature_loss(images, fake)
+                scaled = self.scale_loss("g", self.reduce(self.feature_weight * feature))
+            self.apply_group_gradients("g", tape, scaled)
+            logged.update(feature_loss=feature, g_loss=self.feature_weight * feature)
+        if self.updates("d"):
+            fake = tf.stop_gradient(self.generator(g_inputs, training=True))
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminator([images, labels], training=True)
+                fake_logits = self.discriminator([fake, labels], training=True)
+                d_loss = 0.5 * gan_losses.discriminator_bce(real_logits, fake_logits)
+                scaled = self.scale_loss("d", self.reduce(d_loss))
+            self.apply_group_gradients("d", tape, scaled)
+            logged.update(d_loss=d_loss)
+        if self.updates("g"):
+            weights = boundary_weights(masks, self.effective_boundary_sigma)
+            with tf.GradientTape() as tape:
+                fake = self.generator(g_inputs, training=True)
+                adversarial = gan_losses.generator_bce(self.discriminator([fake, labels], training=True))
+                feature = self.feature_loss(images, fake)
+                boundary = boundary_l1(images, fake, weights)
+                total = (self.adversarial_weight * adversarial + self.feature_weight * feature
+                         + self.boundary_weight * boundary)
+                scaled = self.scale_loss("g", self.reduce(total))
+            self.apply_group_gradients("g", tape, scaled)
+            logged.update(g_adv_loss=adversarial, feature_loss=feature, boundary_loss=boundary, g_loss=total)
+        self.track(**logged)
+        return self.finish_step()
+
+    def synthetic_batch(self, batch_size, seed=0):
+        """A benchmark batch: patches, non-empty square masks and classes."""
+        self.build_feature_network(allow_random_fallback=True)
+        rng = np.random.default_rng(seed)
+        size = self.patch_size
+        images = rng.uniform(0, 1, (batch_size, size, size, 1)).astype(np.float32)
+        masks = np.zeros_like(images)
+        for mask in masks:
+            side = int(rng.integers(size // 8, size // 3 + 1))
+            y, x = rng.integers(0, size - side, 2)
+            mask[y : y + side, x : x + side] = 1.0
+        labels = rng.integers(0, 2, batch_size).astype(np.int32)
+        return {"images": images, "masks": masks, "labels": labels}
+
+    # ----------------------------------------------------------- infilling
+    def infill(self, images, masks, target_class, seed=0, batch_size=64):
+        """Paints a lesion of `target_class` into the masked region of each patch.
+
+        Target class 1 (malignant) paints a malignant lesion; 0 paints
+        non-malignant tissue (removing a lesion). Pixels outside the mask
+        are returned unchanged.
+
+        Args:
+            images: grayscale patches in [0, 1]: [N, S, S, 1], [N, S, S] or
+                one [S, S] patch.
+            masks: the regions to infill, same layout; pixels > 0.5 (or
+                > 127 for uint8 masks) are infilled. None may be empty.
+            target_class: an int for every patch, or one per patch.
+            seed: seed of the noise that fills the region before infilling.
+            batch_size: patches per forward pass.
+
+        Returns:
+            float32 [N, S, S, 1] in [0, 1].
+        """
+        images = _as_patch_array(images, "images")
+        masks = _as_patch_array(masks, "masks")
+        if masks.dtype == np.uint8:
+            masks = masks.astype(np.float32) / 255.0
+        return self.translate(images, batch_size=batch_size, masks=masks,
+                              target_class=target_class, seed=seed)
+
+    def translation_image_shape(self):
+        return (self.patch_size, self.patch_size, 1)
+
+    def translation_inputs(self):
+        size = self.patch_size
+        return {
+            "masks": tf.TensorSpec((None, size, size, 1), tf.float32, name="masks"),
+            "target_class": tf.TensorSpec((None,), tf.int32, name="target_class"),
+        }
+
+    def check_conditions(self, images, masks=None, target_class=None, seed=0):
+        size = self.patch_size
+        if images.shape[1:] != (size, size, 1):
+            raise ValueError(
+                f"infill: images are {images.shape[1]}x{images.shape[2]}x{images.shape[3]} but this "
+                f"ciGAN infills {size}x{size} grayscale patches."
+            )
+        if masks is None or target_class is None:
+            raise ValueError("infill needs masks= and target_class=.")
+        masks = np.asarray(masks, np.float32)
+        if masks.ndim == 3:
+            masks = masks[..., None]
+        if masks.shape != images.shape:
+            raise ValueError(
+                f"infill: images and masks differ in size: images {list(images.shape)}, "
+                f"masks {list(masks.shape)}."
+            )
+        empty = np.flatnonzero(masks.reshape(len(masks), -1).max(axis=1) <= 0.5)
+        if empty.size:
+            raise ValueError(
+                f"infill: mask {int(empty[0])} is empty (no pixel > 0.5); every patch needs a "
+                f"region to infill ({empty.size} empty mask(s))."
+            )
+        classes = np.asarray(target_class).reshape(-1)
+        if classes.size == 1:
+            classes = np.repeat(classes, len(images))
+        if classes.size != len(images) or not np.isin(classes, (NON_MALIGNANT, MALIGNANT)).all():
+            raise ValueError(
+                f"infill: target_class must be 0 (non-malignant) or 1 (malignant), one for all "
+                f"patches or one per patch; got {np.asarray(target_class).tolist()!r}."
+            )
+        return {"masks": masks, "target_class": classes.astype(np.int32), "seed": int(seed)}
+
+    def _translate(self, images, masks, target_class, seed=None):
+        masks = binarize(masks)
+        tf.debugging.assert_positive(
+            tf.reduce_max(masks, axis=[1, 2, 3]),
+            message="infill: every mask needs at least one pixel > 0.5",
+        )
+        noise_seed = tf.constant([0 if seed is None else int(seed), 0], tf.int64)
+        context = corrupt(images, masks, tf.random.stateless_uniform(tf.shape(images), noise_seed))
+        return self.generator([context, masks, tf.cast(target_class, tf.int32)], training=False)
+
+    def serving_endpoints(self):
+        """`infill(images, masks, target_class) -> {"images"}`, [0, 1] in and out."""
+        endpoints = super().serving_endpoints()
+        endpoints["infill"] = endpoints.pop("translate")
+        return endpoints
+
+    def figure_rows(self, images, masks, labels, seed=0):
+        """The paper's Fig. 1 layout: per patch, original, input, opposite class.
+
+        Returns:
+            (images [3N, S, S, 1], rows N) for `save_image_grid`.
+        """
+        images = _as_patch_array(images, "images").astype(np.float32)
+        masks = _as_patch_array(masks, "masks")
+        if masks.dtype == np.uint8:
+            masks = masks.astype(np.float32) / 255.0
+        labels = np.asarray(labels).reshape(-1)
+        synthetic = self.infill(images, masks, 1 - labels, seed=seed)
+        noise = tf.random.stateless_uniform(images.shape, tf.constant([int(seed), 0], tf.int64))
+        shown = keras.ops.convert_to_numpy(corrupt(images, binarize(masks), noise))
+        rows = np.stack([images, shown, synthetic], axis=1)
+        return rows.reshape(-1, *images.shape[1:]), len(images)
+
+    def preview(self, seed=1234, inputs=None, per_row=8, rows=4):
+        """Fig. 1 rows of fixed `inputs` = (images, masks, labels)."""
+        if inputs is None:
+            raise ValueError("CIGAN.preview needs inputs=(images, masks, labels) of fixed patches.")
+        images, masks, labels = (inputs[k] for k in ("images", "masks", "labels")) \
+            if isinstance(inputs, dict) else inputs
+        return self.figure_rows(images[:per_row], masks[:per_row], labels[:per_row], seed=seed)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "patch_size": self.patch_size,
+            "widths": list(self.widths),
+            "discriminator_widths": list(self.discriminator_widths),
+            "leaky_relu_slope": self.leaky_relu_slope,
+            "feature_weights": self.feature_weights,
+            "adversarial_weight": self.adversarial_weight,
+            "feature_weight": self.feature_weight,
+            "boundary_weight": self.boundary_weight,
+            "boundary_sigma": self.boundary_sigma,
+            "pretrain_steps": self.pretrain_steps,
+            "train_steps": self.train_steps,
+            "switch_threshold": self.switch_threshold,
+            "max_phase_steps": self.max_phase_steps,
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "seed": self.seed,
+        }
+
+
+def _split(value):
+    if isinstance(value, (tuple, list)):
+        return value[0], (value[1] if len(value) > 1 else None)
+    return value, None
+
+
+def _as_patch_array(array, what):
+    """[N, S, S, 1] from [N, S, S, 1], [N, S, S] or [S, S]."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[None, ..., None]
+    elif array.ndim == 3:
+        array = array[None] if array.shape[-1] == 1 else array[..., None]
+    if array.ndim != 4 or array.shape[-1] != 1 or len(array) == 0:
+        raise ValueError(f"infill: {what} must be grayscale patches [N, S, S(, 1)], got shape {array.shape}.")
+    return array
+
+
+def _check_range(option, value, low, high, low_open=False, high_open=False):
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or math.isnan(value):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{option} must lie in {interval}, got {value}.")
+
+
+register_model(
+    "cigan",
+    CIGAN,
+    config={
+        "patch_size": 256,
+        "widths": list(PAPER_WIDTHS),
+        "discriminator_widths": list(PAPER_DISCRIMINATOR_WIDTHS),
+        "leaky_relu_slope": 0.2,
+        "feature_weights": "imagenet",
+        "adversarial_weight": 1.0,
+        "feature_weight": 10.0,
+        "boundary_weight": 10000.0,
+        "boundary_sigma": 10.0,
+        "pretrain_steps": 10000,
+        "train_steps": 100000,
+        "switch_threshold": 0.3,
+        "max_phase_steps": None,
+        "learning_rate": 1e-4,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+        "seed": 0,
+    },
+    citation=CITATION,
+    description="ciGAN: class-conditional infilling of mammogram lesions (cascaded refinement G, "
+    "VGG-19 feature + boundary losses, loss-triggered alternation)",
+)
