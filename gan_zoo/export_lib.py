@@ -5,7 +5,9 @@
 - image translators: `translate(images, ...)` or one `translate_<direction>`
   per direction -> {"images"}, images in [0, 1];
 - classifiers: `classify(images) -> {"probabilities"}`, images float32 in
-  [0, 1], probabilities [N, num_classes];
+  [0, 1], probabilities [N, num_classes]; images outside [0, 1] (by more
+  than `UNIT_RANGE_TOLERANCE`, e.g. 0-255 pixels) or NaN fail the call with
+  an `InvalidArgumentError` saying so;
 - a model may offer both (e.g. `semi_cgan`, whose discriminator classifies).
 
 Signatures are float32 whatever the training precision policy, so a
@@ -27,12 +29,43 @@ def serving_endpoints(model):
     return {"classify": classify_endpoint(model)}
 
 
+# How far outside [0, 1] an input may lie (resampling and float rounding).
+UNIT_RANGE_TOLERANCE = 1e-3
+
+
+def assert_unit_range(images, where):
+    """In-graph check that `images` lie in [0, 1]; returns them.
+
+    Fails with an InvalidArgumentError whose message says what was expected
+    (NaN fails too). Under XLA the assertion compiles to nothing.
+
+    Args:
+        images: a float tensor.
+        where: the entry point, for the message (e.g. "classify").
+    """
+    images = tf.convert_to_tensor(images)
+    values = tf.cast(images, tf.float32)
+    low = tf.reduce_min(values) if values.shape.rank else values
+    high = tf.reduce_max(values) if values.shape.rank else values
+    text = (
+        f"{where} expects float32 images in [0, 1] (divide 8-bit pixels by 255); "
+        "got values in [min, max] ="
+    )
+    in_range = tf.logical_and(
+        low >= -UNIT_RANGE_TOLERANCE, high <= 1.0 + UNIT_RANGE_TOLERANCE
+    )
+    check = tf.debugging.Assert(in_range, [text, low, high], name="unit_range")
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
 def classify_endpoint(classifier):
-    """(fn, signature) mapping float32 images to float32 probabilities."""
+    """(fn, signature) mapping float32 images in [0, 1] to float32 probabilities."""
     shape = tuple(classifier.input_shape[1:])
     spec = tf.TensorSpec((None, *shape), tf.float32, name="images")
 
     def classify(images):
+        images = assert_unit_range(images, "classify")
         probabilities = classifier(images, training=False)
         return {"probabilities": tf.cast(probabilities, tf.float32)}
 

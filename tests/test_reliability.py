@@ -87,3 +87,56 @@ def test_the_command_line_names_the_option(capsys, tmp_path, monkeypatch):
         "gan-zoo: error: Cannot build 'semi_cgan' with this config: "
         "width must be a number >= 0.0078125; got 0."
     ]
+
+
+# --------------------------------------------------------- 8.9 pixel range
+
+EIGHT_BIT = re.escape("expects float images in [0, 1]; got values in [0, 255] (divide 8-bit pixels by 255).")
+
+
+def _eight_bit_patches(size, n=2):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, size, size, 3)).astype(np.float32)
+    pixels[0, 0, 0, 0], pixels[0, 0, 0, 1] = 0, 255
+    return pixels
+
+
+@pytest.mark.parametrize(
+    "model, overrides, size",
+    [("small_cnn", {"width": 0.125, "image_size": 16}, 16),
+     ("cruz_roa_cnn", {"image_size": 32}, 32)],
+)
+def test_zoo_classifiers_refuse_0_255_pixels(model, overrides, size):
+    classifier = gan_zoo.load(model, **overrides)
+    pixels = _eight_bit_patches(size)
+    with pytest.raises(ValueError, match=f"^{model}.predict {EIGHT_BIT}$"):
+        classifier.predict(pixels, verbose=0)
+    assert classifier.predict(pixels / 255.0, verbose=0).shape == (2, 2)
+
+
+def test_semi_cgan_classifier_refuses_0_255_pixels():
+    classifier = gan_zoo.load("semi_cgan", width=0.0625, latent_dim=8).classifier()
+    pixels = _eight_bit_patches(50)
+    with pytest.raises(ValueError, match=f"^semi_cgan_classifier.predict {EIGHT_BIT}$"):
+        classifier.predict(pixels, verbose=0)
+    with pytest.raises(ValueError, match="got uint8 pixels"):
+        classifier.predict(pixels.astype(np.uint8), verbose=0)
+    probabilities = classifier.predict(pixels / 255.0, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_exported_classify_signature_asserts_the_range(tmp_path):
+    import tensorflow as tf
+
+    classifier = gan_zoo.load("small_cnn", width=0.125, image_size=16)
+    classifier.predict(np.zeros((1, 16, 16, 3), np.float32), verbose=0)
+    gan_zoo.export(classifier, tmp_path / "exported")
+    served = tf.saved_model.load(str(tmp_path / "exported"))
+    pixels = _eight_bit_patches(16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"classify expects float32 images in \[0, 1\]"):
+        served.signatures["classify"](images=tf.constant(pixels))
+    nan = np.full((1, 16, 16, 3), np.nan, np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="classify expects"):
+        served.signatures["classify"](images=tf.constant(nan))
+    out = served.signatures["classify"](images=tf.constant(pixels / 255.0))["probabilities"]
+    np.testing.assert_allclose(out.numpy(), classifier.predict(pixels / 255.0, verbose=0), atol=1e-6)

@@ -14,10 +14,42 @@ A `ZooClassifier` is a functional Keras model (built in the subclass'
 - round-trips through `get_config` / `from_config` and `.keras` files.
 
 Labels are integer class ids (`SparseCategoricalCrossentropy`).
+
+Input range: `predict()` refuses arrays or tensors clearly outside [0, 1]
+(e.g. 0-255 pixels, which would give P(IDC) = 0.00 for every patch) with a
+`ValueError`; exported `classify` signatures assert the same in graph
+(`gan_zoo.export_lib.classify_endpoint`). A `tf.data.Dataset` given to
+`predict` and direct calls `model(images)` (used inside training graphs)
+are not checked: the zoo's pipelines always yield [0, 1].
 """
 
 import keras
+import numpy as np
 from keras import ops
+
+from gan_zoo.models.roles import check_unit_range
+
+
+class UnitRangePredict:
+    """Mix-in for Keras models: `predict` checks array inputs are in [0, 1].
+
+    The check is one pass over the array (min and max); datasets and
+    generators pass unchecked.
+    """
+
+    def predict(self, x, *args, **kwargs):
+        if isinstance(x, np.ndarray) or ops.is_tensor(x):
+            check_unit_range(x, f"{self.name}.predict")
+        return super().predict(x, *args, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class UnitRangeModel(UnitRangePredict, keras.Model):
+    """A functional `keras.Model` whose `predict` takes images in [0, 1] only.
+
+    Built like a functional model: `UnitRangeModel(inputs, outputs, name=...)`
+    (e.g. `SemiSupervisedCGAN.classifier()`).
+    """
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -74,7 +106,7 @@ class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class ZooClassifier(keras.Model):
+class ZooClassifier(UnitRangePredict, keras.Model):
     """Base class of the zoo's image classifiers (a functional model).
 
     Subclasses build their layer graph in `__init__`, call

@@ -9,6 +9,7 @@ from gan_zoo.data.splits import UNLABELLED
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
 from gan_zoo.models.adversarial import all_reduce_sum
+from gan_zoo.models.classifier import UnitRangeModel
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
 from gan_zoo.registry import register_model
@@ -373,14 +374,15 @@ class SemiSupervisedCGAN(Classifier, GAN):
 
         Returns a Keras model (sharing the discriminator's weights) mapping
         float32 images in [0, 1], [B, H, W, C], to class probabilities
-        [B, num_classes]; for IDC column 1 is P(IDC).
+        [B, num_classes]; for IDC column 1 is P(IDC). Its `predict` refuses
+        arrays outside [0, 1] (e.g. 0-255 pixels) with a ValueError.
         """
         images = keras.Input((self.image_size, self.image_size, self.channels), name="images")
         low, high = self.data_range
         scaled = keras.layers.Rescaling(high - low, offset=low, name="to_model_range")(images)
         logits = self.discriminator(scaled, training=False)["class"]
         probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
-        return keras.Model(images, probabilities, name="semi_cgan_classifier")
+        return UnitRangeModel(images, probabilities, name="semi_cgan_classifier")
 
 
     @classmethod
