@@ -86,7 +86,9 @@ def build_generator(patch_size, widths, num_classes=2):
     x = None
     for i, size in enumerate(scales, start=1):
         factor = patch_size // size
-        level = stack if factor == 1 else keras.layers.AveragePooling2D(factor, name=f"stack_{size}")(stack)
+        level = stack
+        if factor > 1:
+            level = keras.layers.AveragePooling2D(factor, name=f"stack_{size}")(stack)
         if x is None:
             x = level
         else:
@@ -305,7 +307,9 @@ class CIGAN(ImageTranslator, AdversarialModel):
             )
         discriminator_widths = [int(w) for w in discriminator_widths]
         if not discriminator_widths or min(discriminator_widths) < 1:
-            raise ValueError(f"discriminator_widths must be positive integers, got {discriminator_widths}.")
+            raise ValueError(
+                f"discriminator_widths must be positive integers, got {discriminator_widths}."
+            )
         _check_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0, high_open=True)
         for option, value in (("adversarial_weight", adversarial_weight),
                               ("feature_weight", feature_weight), ("boundary_weight", boundary_weight)):
@@ -484,14 +488,16 @@ class CIGAN(ImageTranslator, AdversarialModel):
             weights = boundary_weights(masks, self.effective_boundary_sigma)
             with tf.GradientTape() as tape:
                 fake = self.generator(g_inputs, training=True)
-                adversarial = gan_losses.generator_bce(self.discriminator([fake, labels], training=True))
+                fake_logits = self.discriminator([fake, labels], training=True)
+                adversarial = gan_losses.generator_bce(fake_logits)
                 feature = self.feature_loss(images, fake)
                 boundary = boundary_l1(images, fake, weights)
                 total = (self.adversarial_weight * adversarial + self.feature_weight * feature
                          + self.boundary_weight * boundary)
                 scaled = self.scale_loss("g", self.reduce(total))
             self.apply_group_gradients("g", tape, scaled)
-            logged.update(g_adv_loss=adversarial, feature_loss=feature, boundary_loss=boundary, g_loss=total)
+            logged.update(g_adv_loss=adversarial, feature_loss=feature, boundary_loss=boundary,
+                          g_loss=total)
         self.track(**logged)
         return self.finish_step()
 
@@ -658,7 +664,9 @@ def _as_patch_array(array, what):
     elif array.ndim == 3:
         array = array[None] if array.shape[-1] == 1 else array[..., None]
     if array.ndim != 4 or array.shape[-1] != 1 or len(array) == 0:
-        raise ValueError(f"infill: {what} must be grayscale patches [N, S, S(, 1)], got shape {array.shape}.")
+        raise ValueError(
+            f"infill: {what} must be grayscale patches [N, S, S(, 1)], got shape {array.shape}."
+        )
     return array
 
 

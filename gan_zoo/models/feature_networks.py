@@ -79,7 +79,8 @@ def vgg19_features(weights="imagenet", channels=1):
     """
     images = keras.Input((None, None, channels), name="images")
     vgg = keras.applications.VGG19(include_top=False, weights=weights, input_shape=(None, None, 3))
-    truncated = keras.Model(vgg.input, [vgg.get_layer(n).output for n in VGG19_LAYERS], name="vgg19_to_pool3")
+    pools = [vgg.get_layer(n).output for n in VGG19_LAYERS]
+    truncated = keras.Model(vgg.input, pools, name="vgg19_to_pool3")
     outputs = truncated(CaffeInput(name="caffe_input")(images))
     network = keras.Model(images, outputs, name="vgg19_features")
     network.trainable = False
