@@ -26,15 +26,24 @@ def export(model, path, **kwargs):
     return _export(model, path, **kwargs)
 
 
-def load_model(path, **kwargs):
+def load_model(path, *, safe_mode=True, **kwargs):
     """Loads a zoo model saved with `model.save("name.keras")`.
 
     `import gan_zoo` stays light (no TensorFlow until a model is needed), so
     Keras does not know the zoo's classes after it alone; this registers them
     first. `keras.saving.load_model` works too after `import gan_zoo.models`.
 
+    The file is checked first (`gan_zoo.weights.check_keras_file`): a missing
+    file is a FileNotFoundError, an empty, truncated, non-zip or corrupt one
+    a `ModelFileError` (a ValueError) naming the path, instead of Keras'
+    "File not found" or a `BadZipFile` without a path. It loads in Keras'
+    safe mode: a file holding Python code (a `Lambda` layer's bytecode) is
+    refused unless the caller passes `safe_mode=False` for a file it trusts.
+
     Args:
         path: the `.keras` file.
+        safe_mode: Keras' safe mode (refuse code in the file); keep it on for
+            files from elsewhere.
         **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
 
     Returns:
@@ -43,8 +52,10 @@ def load_model(path, **kwargs):
     import keras
 
     import gan_zoo.models  # noqa: F401  (registers the zoo's classes with Keras)
+    from gan_zoo.weights import check_keras_file
 
-    return keras.saving.load_model(path, **kwargs)
+    check_keras_file(path)
+    return keras.saving.load_model(path, safe_mode=safe_mode, **kwargs)
 
 
 __all__ = ["export", "get_spec", "list_models", "load", "load_model", "register_model"]

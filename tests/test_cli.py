@@ -180,12 +180,20 @@ def test_bad_set(capsys, tmp_path):
     assert not (tmp_path / "runs").exists(), "no run folder for a rejected config"
 
 
-def test_only_the_models_own_validation_errors_become_user_errors():
+def test_only_the_models_own_validation_errors_become_user_errors(monkeypatch):
     # A constructor's explicit check is a user error ...
     with pytest.raises(cli.UsageError, match="variant must be one of"):
         loading.build("dcgan", loading.resolve_config("dcgan", {"variant": "v9"}))
-    # ... one raised inside Keras is not: it keeps its traceback.
     config = loading.resolve_config("dcgan", {"image_size": 16, "latent_dim": 8, "base_filters": 0})
+    with pytest.raises(cli.UsageError, match="base_filters must be an integer >= 1; got 0"):
+        loading.build("dcgan", config)
+    # ... one raised inside Keras is not: it keeps its traceback.
+    import keras
+
+    import gan_zoo.models.dcgan
+
+    monkeypatch.setattr(gan_zoo.models.dcgan, "build_discriminator", lambda *a, **k: keras.layers.Dense(0))
+    config = loading.resolve_config("dcgan", {"image_size": 16, "latent_dim": 8, "base_filters": 4})
     with pytest.raises(ValueError, match="units"):
         loading.build("dcgan", config)
 

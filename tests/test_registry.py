@@ -1,3 +1,4 @@
+import keras
 import pytest
 
 import gan_zoo
@@ -52,8 +53,13 @@ def test_load_weights_errors(tmp_path):
     other = gan_zoo.load("dcgan", image_size=16, base_filters=4)
     path = tmp_path / "other.weights.h5"
     other.save_weights(path)
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match=r"other options: base_filters=4 \(this model: 8\)"):
         gan_zoo.load("dcgan", weights=path, image_size=16, base_filters=8)
+    # Weights without a stored config: Keras' own shape check still applies.
+    plain = tmp_path / "plain.weights.h5"
+    keras.Model.save_weights(other, str(plain))
+    with pytest.warns(UserWarning, match="holds no model config"), pytest.raises(ValueError, match="do not fit"):
+        gan_zoo.load("dcgan", weights=plain, image_size=16, base_filters=8)
 
 
 def test_load_weights_from_url_checks_hash(tmp_path, monkeypatch):

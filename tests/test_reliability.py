@@ -140,3 +140,146 @@ def test_exported_classify_signature_asserts_the_range(tmp_path):
         served.signatures["classify"](images=tf.constant(nan))
     out = served.signatures["classify"](images=tf.constant(pixels / 255.0))["probabilities"]
     np.testing.assert_allclose(out.numpy(), classifier.predict(pixels / 255.0, verbose=0), atol=1e-6)
+
+
+# ------------------------------------------------ 8.10 weights and configs
+
+TINY_DCGAN = {"base_filters": 2, "latent_dim": 4}
+
+
+def test_dcgan_v1_weights_do_not_load_into_v3(tmp_path):
+    from gan_zoo.weights import WeightsMismatchError
+
+    path = tmp_path / "v1.weights.h5"
+    gan_zoo.load("dcgan", variant="v1", image_size=16, **TINY_DCGAN).save_weights(path)
+    # Same kernel shapes: Keras alone loads them silently.
+    with pytest.raises(WeightsMismatchError) as caught:
+        gan_zoo.load("dcgan", variant="v3", image_size=16, weights=path, **TINY_DCGAN)
+    assert str(caught.value) == (
+        f"{path} was saved by a DCGAN with other options: upsampling='transposed' "
+        "(this model: 'resize_conv'), variant='v1' (this model: 'v3'); build the model "
+        "with the file's options."
+    )
+
+
+def test_50_px_weights_do_not_load_into_a_64_px_model(tmp_path):
+    from gan_zoo.weights import WeightsMismatchError
+
+    path = tmp_path / "g.keras"
+    gan_zoo.load("dcgan", image_size=50, **TINY_DCGAN).save(path)
+    with pytest.raises(WeightsMismatchError, match=r"image_size=50 \(this model: 64\)"):
+        gan_zoo.load("dcgan", image_size=64, weights=path, **TINY_DCGAN)
+    # Options that do not shape the weights may differ.
+    loaded = gan_zoo.load("dcgan", image_size=50, weights=path, real_label=0.8, seed=3, **TINY_DCGAN)
+    assert loaded.real_label == 0.8
+
+
+def test_weights_of_another_model_class_are_refused(tmp_path):
+    from gan_zoo.weights import WeightsMismatchError
+
+    path = tmp_path / "semi.weights.h5"
+    gan_zoo.load("semi_cgan", width=0.0625, latent_dim=8).save_weights(path)
+    with pytest.raises(WeightsMismatchError, match="holds weights of a SemiSupervisedCGAN, not of a DCGAN"):
+        gan_zoo.load("dcgan", image_size=50, weights=path, **TINY_DCGAN)
+    with pytest.raises(WeightsMismatchError, match=r"generator_spectral_norm=True \(this model: False\)"):
+        gan_zoo.load("semi_cgan", width=0.0625, latent_dim=8, generator_spectral_norm=False, weights=path)
+
+
+def test_plain_keras_weights_load_with_a_warning(tmp_path):
+    import keras
+
+    source = gan_zoo.load("dcgan", image_size=16, **TINY_DCGAN)
+    path = tmp_path / "plain.weights.h5"
+    keras.Model.save_weights(source, str(path))  # no config kept
+    with pytest.warns(UserWarning, match="holds no model config"):
+        loaded = gan_zoo.load("dcgan", image_size=16, weights=path, **TINY_DCGAN)
+    for a, b in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_classifier_weights_keep_their_config(tmp_path):
+    from gan_zoo.weights import WeightsMismatchError
+
+    path = tmp_path / "c.weights.h5"
+    gan_zoo.load("small_cnn", width=0.125, image_size=16).save_weights(path)
+    with pytest.raises(WeightsMismatchError, match=r"image_size=16 \(this model: 24\)"):
+        gan_zoo.load("small_cnn", width=0.125, image_size=24, weights=path)
+    gan_zoo.load("small_cnn", width=0.125, image_size=16, dropout=0.5, weights=path)
+
+
+# ---------------------------------------------- 8.20 broken .keras files
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "dcgan.keras"
+    gan_zoo.load("dcgan", image_size=16, **TINY_DCGAN).save(path)
+    return path
+
+
+def _broken(keras_file, tmp_path, kind):
+    data = keras_file.read_bytes()
+    path = tmp_path / f"{kind}.keras"
+    if kind == "empty":
+        data = b""
+    elif kind == "truncated":
+        data = data[: len(data) // 2]
+    elif kind == "text":
+        data = b"not a model\n"
+    elif kind == "bitflip":
+        import zipfile
+
+        with zipfile.ZipFile(keras_file) as archive:
+            info = archive.getinfo("model.weights.h5")
+        offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+        data = bytearray(data)
+        data[offset] ^= 0xFF
+        data = bytes(data)
+    path.write_bytes(data)
+    return path
+
+
+BROKEN = {
+    "empty": "is empty (0 bytes): not a .keras model file.",
+    "truncated": "is not a .keras model file: not a zip archive",
+    "text": "is not a .keras model file: not a zip archive (12 bytes",
+    "bitflip": "is a corrupt .keras model file: its member model.weights.h5 fails its CRC check.",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_keras_files_name_the_path(keras_file, tmp_path, kind, capsys):
+    from gan_zoo import cli
+    from gan_zoo.weights import ModelFileError
+
+    path = _broken(keras_file, tmp_path, kind)
+    expected = f"{path} {BROKEN[kind]}"
+    with pytest.raises(ModelFileError) as caught:
+        gan_zoo.load_model(path)
+    assert str(caught.value).startswith(expected)
+    with pytest.raises(ModelFileError, match=re.escape(str(path))):
+        gan_zoo.load("dcgan", image_size=16, weights=path, **TINY_DCGAN)
+    assert cli.main(["sample", str(path), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"gan-zoo: error: {expected}"), err
+
+
+def test_a_missing_keras_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"Model file {tmp_path / 'no.keras'} does not exist.")):
+        gan_zoo.load_model(tmp_path / "no.keras")
+
+
+# ----------------------------------------------------- 8.26 safe loading
+
+
+def test_keras_files_with_code_load_only_in_unsafe_mode(tmp_path):
+    import keras
+
+    images = keras.Input((4,))
+    model = keras.Model(images, keras.layers.Lambda(lambda x: x * 2.0)(images))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        gan_zoo.load_model(path)
+    loaded = gan_zoo.load_model(path, safe_mode=False)  # the caller trusts this file
+    np.testing.assert_allclose(loaded.predict(np.ones((1, 4)), verbose=0), 2.0)

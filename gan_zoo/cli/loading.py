@@ -78,11 +78,22 @@ def load_checkpoint(path):
             f"{path} is not a .keras file (a model saved by `gan-zoo train` or model.save)."
         )
     from gan_zoo import load_model
+    from gan_zoo.weights import ModelFileError, check_keras_file
 
+    try:
+        check_keras_file(path)
+    except (ModelFileError, OSError) as error:
+        raise UsageError(message(error)) from None
     try:
         return load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError) as error:
-        raise UsageError(f"Cannot load {path}: {message(error)}") from None
+        raise UsageError(f"Cannot load {path}: {_first_line(message(error))}") from None
+
+
+def _first_line(text):
+    # Keras' deserialization errors run over many lines (configs, hints).
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else str(text)
 
 
 def require_generator(model, where):

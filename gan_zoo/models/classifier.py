@@ -28,6 +28,7 @@ import numpy as np
 from keras import ops
 
 from gan_zoo.models.roles import check_unit_range
+from gan_zoo.weights import ConfigInWeights
 
 
 class UnitRangePredict:
@@ -106,7 +107,7 @@ class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class ZooClassifier(UnitRangePredict, keras.Model):
+class ZooClassifier(ConfigInWeights, UnitRangePredict, keras.Model):
     """Base class of the zoo's image classifiers (a functional model).
 
     Subclasses build their layer graph in `__init__`, call

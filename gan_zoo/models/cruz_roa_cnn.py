@@ -124,6 +124,9 @@ class CruzRoaCNN(ZooClassifier):
     with selected use cases. Journal of Pathology Informatics, 7, 29.
     """
 
+    # Options that change training, not the weights: weights load across them.
+    weight_independent_options = ("weight_decay",)
+
     def __init__(
         self,
         image_size=50,

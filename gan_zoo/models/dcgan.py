@@ -11,6 +11,7 @@ from gan_zoo.layers.conditioning import LabelMaps, OneHot
 from gan_zoo.models.gan import GAN
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import TrainingPlan
+from gan_zoo.weights import ConfigInWeights
 
 CITATION = (
     "Radford, Metz & Chintala, 'Unsupervised Representation Learning with Deep "
@@ -129,7 +130,7 @@ def build_discriminator(image_size, channels, base_filters, num_classes=0, sync_
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class DCGAN(GAN):
+class DCGAN(ConfigInWeights, GAN):
     """DCGAN (Radford et al. 2016) as used by Chi, Fang & Wang for IDC patches.
 
     The architecture follows the reference TensorFlow DCGAN the paper builds
@@ -185,6 +186,10 @@ class DCGAN(GAN):
     >>> gan.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=50)
     >>> images = gan.generate(16, seed=0)
     """
+
+    # Options that change training, not the weights: weights load across them.
+    weight_independent_options = ("g_updates_per_d", "real_label", "instance_noise_std",
+                                  "synchronized_batch_norm")
 
     def __init__(
         self,

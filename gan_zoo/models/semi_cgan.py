@@ -14,6 +14,7 @@ from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import LinearDecay, TrainingPlan
+from gan_zoo.weights import ConfigInWeights
 
 CITATION = (
     "Johnson, 'Detecting Invasive Ductal Carcinoma with Semi-Supervised "
@@ -110,7 +111,7 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class SemiSupervisedCGAN(Classifier, GAN):
+class SemiSupervisedCGAN(ConfigInWeights, Classifier, GAN):
     """Semi-supervised conditional GAN whose discriminator detects IDC.
 
     Johnson, "Detecting Invasive Ductal Carcinoma with Semi-Supervised
@@ -195,6 +196,11 @@ class SemiSupervisedCGAN(Classifier, GAN):
     """
 
     tracked_losses = ("d_loss", "g_loss", "class_loss", "gradient_penalty", "class_accuracy")
+    # Options that change training, not the weights: weights load across them.
+    weight_independent_options = (
+        "gradient_penalty_weight", "gradient_penalty_target", "fake_class_loss_weight",
+        "generator_class_loss_weight", "class_weights",
+    )
 
     def __init__(
         self,

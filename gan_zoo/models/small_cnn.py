@@ -89,6 +89,9 @@ class SmallCNN(ZooClassifier):
     Hutter 2019, ICLR).
     """
 
+    # Options that change training, not the weights: weights load across them.
+    weight_independent_options = ("dropout", "label_smoothing")
+
     def __init__(
         self,
         image_size=50,
