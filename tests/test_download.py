@@ -171,11 +171,26 @@ def test_tar_extracts_fully(tmp_path, suffix, mode):
     _assert_full(target, safe_extract(archive, target))
 
 
-def test_tar_inner_symlink_is_kept(tmp_path):
-    archive = _tar(tmp_path / "a.tar.gz",
-                   [("d/f.txt", b"x"), ("d/link", "f.txt", "sym")])
-    safe_extract(archive, tmp_path / "out")
-    assert (tmp_path / "out" / "d" / "link").read_bytes() == b"x"
+def test_a_chain_of_links_cannot_write_outside_the_target(tmp_path):
+    # 8.26: each link looks harmless on its own (s -> ., s/up -> .. is "."
+    # lexically), but together they lead out of the target, and the file
+    # after them would be written there.
+    archive = _zip(tmp_path / "bad.zip", [
+        ("s", ".", "symlink"), ("s/up", "..", "symlink"), ("s/up/evil.txt", b"x"),
+    ])
+    (tmp_path / "inside").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="archives with links are refused"):
+        safe_extract(archive, tmp_path / "inside" / "out")
+    assert not (tmp_path / "inside" / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists()
+    assert _leftovers(tmp_path / "inside") == []
+
+
+def test_inner_links_are_refused_too(tmp_path):
+    archive = _tar(tmp_path / "a.tar.gz", [("d/f.txt", b"x"), ("d/link", "f.txt", "sym")])
+    with pytest.raises(UnsafeArchiveError, match="'d/link' is a symbolic link"):
+        safe_extract(archive, tmp_path / "out")
+    assert _leftovers(tmp_path) == ["a.tar.gz"]
 
 
 UNSAFE_ZIPS = {
@@ -184,6 +199,7 @@ UNSAFE_ZIPS = {
     "absolute": [("/tmp/evil.txt", b"x")],
     "escaping_symlink": [("link", "../../outside", "symlink")],
     "absolute_symlink": [("link", "/etc/passwd", "symlink")],
+    "inner_symlink": [("f.txt", b"x"), ("link", "f.txt", "symlink")],
 }
 
 
