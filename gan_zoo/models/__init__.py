@@ -10,3 +10,4 @@ from gan_zoo.models import small_cnn  # noqa: F401
 from gan_zoo.models import cigan  # noqa: F401
 from gan_zoo.models import resnet50_classifier  # noqa: F401
 from gan_zoo.models import cyclegan  # noqa: F401
+from gan_zoo.models import diagram  # noqa: F401
