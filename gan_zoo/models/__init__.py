@@ -11,3 +11,4 @@ from gan_zoo.models import cigan  # noqa: F401
 from gan_zoo.models import resnet50_classifier  # noqa: F401
 from gan_zoo.models import cyclegan  # noqa: F401
 from gan_zoo.models import diagram  # noqa: F401
+from gan_zoo.models import resnet18_classifier  # noqa: F401
