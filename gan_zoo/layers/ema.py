@@ -36,7 +36,7 @@ class ExponentialMovingAverage(keras.layers.Layer):
     >>> ema = ExponentialMovingAverage(decay=0.999)
     >>> ema.track(generator)                 # once, inside the strategy scope
     >>> ema.update(generator, step)          # in train_step, after G's update
-    >>> ema.copy_to(generator_copy)          # weights for sampling
+    >>> ema.copy_to(generator_copy, generator)  # weights for sampling
 
     References: Karras, Aila, Laine & Lehtinen, "Progressive Growing of
     GANs", ICLR 2018; Yazici et al., "The Unusual Effectiveness of Averaging
@@ -90,14 +90,16 @@ class ExponentialMovingAverage(keras.layers.Layer):
             new = decay * tf.cast(shadow.value, tf.float32) + (1.0 - decay) * value
             shadow.assign(tf.cast(new, shadow.dtype))
 
-    def copy_to(self, network, source=None):
-        """Writes the shadows into `network`'s trainable weights; its other
-        weights (e.g. batch-norm statistics) are copied from `source`."""
-        for shadow, weight in zip(self.shadows, network.trainable_weights, strict=True):
-            weight.assign(shadow)
-        if source is not None:
-            for target, value in zip(network.non_trainable_weights, source.non_trainable_weights, strict=True):
-                target.assign(value)
+    def copy_to(self, network, source):
+        """Makes `network` (a clone of `source`) hold the averaged weights.
+
+        Trainable weights get their shadows; the others (e.g. batch-norm
+        statistics) are copied from `source`. Weights are paired by position,
+        which a clone keeps, whatever its own `trainable` flags.
+        """
+        shadow_of = {id(w): s for w, s in zip(source.trainable_weights, self.shadows, strict=True)}
+        for target, original in zip(network.weights, source.weights, strict=True):
+            target.assign(shadow_of.get(id(original), original))
 
     def get_config(self):
         config = super().get_config()

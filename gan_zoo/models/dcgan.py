@@ -177,6 +177,10 @@ class DCGAN(ConfigInWeights, GAN):
             no effect on one device.
         learning_rate: Adam learning rate of both networks.
         beta_1: Adam beta_1 of both networks.
+        ema_half_life_steps: sample from an exponential moving average of the
+            generator's weights with this half-life in steps (None: the raw
+            generator, as the paper). Not in the paper: averaged weights give
+            visibly cleaner samples early in training (Yazici et al. 2019).
         seed: seed of the training random stream.
 
     Example:
@@ -206,6 +210,7 @@ class DCGAN(ConfigInWeights, GAN):
         synchronized_batch_norm=True,
         learning_rate=2e-4,
         beta_1=0.5,
+        ema_half_life_steps=None,
         seed=0,
         **kwargs,
     ):
@@ -233,6 +238,9 @@ class DCGAN(ConfigInWeights, GAN):
         synchronized_batch_norm = check.boolean("synchronized_batch_norm", synchronized_batch_norm)
         learning_rate = check.positive_number("learning_rate", learning_rate)
         beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        ema_half_life_steps = check.optional(
+            check.positive_number, "ema_half_life_steps", ema_half_life_steps
+        )
         seed = check.seed("seed", seed)
         sync_bn = bool(synchronized_batch_norm)
         generator = build_generator(
@@ -264,6 +272,9 @@ class DCGAN(ConfigInWeights, GAN):
         self.synchronized_batch_norm = sync_bn
         self.learning_rate = float(learning_rate)
         self.beta_1 = float(beta_1)
+        self.ema_half_life_steps = ema_half_life_steps
+        if ema_half_life_steps is not None:
+            self.enable_ema("generator", half_life_steps=ema_half_life_steps)
 
     def default_optimizers(self):
         return {
@@ -318,6 +329,8 @@ class DCGAN(ConfigInWeights, GAN):
                 )
                 g_scaled = self.scale_loss("g", self.reduce(g_per_example))
             self.apply_group_gradients("g", tape, g_scaled)
+        if self.ema_half_life_steps is not None:
+            self.update_ema("generator")
 
         self.track(d_loss=d_per_example, g_loss=g_per_example)
         return self.finish_step()
@@ -338,6 +351,7 @@ class DCGAN(ConfigInWeights, GAN):
             "synchronized_batch_norm": self.synchronized_batch_norm,
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
+            "ema_half_life_steps": self.ema_half_life_steps,
             "seed": self.seed,
         }
 
@@ -359,6 +373,7 @@ register_model(
         "synchronized_batch_norm": True,
         "learning_rate": 2e-4,
         "beta_1": 0.5,
+        "ema_half_life_steps": None,
         "seed": 0,
     },
     citation=CITATION,
