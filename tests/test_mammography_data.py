@@ -431,3 +431,24 @@ def test_diagram_streams_resume_and_layout(demo_png, force_float):
             np.testing.assert_array_equal(a[name][1], b[name][1])
     seen = np.concatenate([b["images"][1].numpy() for b in both[:3]])
     assert sorted(seen.tolist()) == sorted(whole.labels.tolist())  # each image once per epoch
+
+
+def test_tfds_builder_prepares_either_layout(demo_png, tmp_path):
+    from gan_zoo.data.mammography.tfds_builder import cbis_ddsm_tfds_builder, load_cbis_ddsm_tfds
+
+    records = scan_cbis_ddsm(demo_png)
+    builder = cbis_ddsm_tfds_builder(tmp_path / "tfds", config="fit256", manual_dir=demo_png)
+    assert builder.info.splits["full"].num_examples == len(records)
+    wanted = {records[0].patient_id}
+    examples = list(load_cbis_ddsm_tfds(tmp_path / "tfds", patients=wanted, config="fit256"))
+    assert len(examples) == 2 and {e["patient_id"].numpy().decode() for e in examples} == wanted
+    first = next(e for e in examples if e["view"].numpy() == b"CC")
+    record = next(r for r in records if r.patient_id in wanted and r.view == "CC")
+    from gan_zoo.data.mammography.patches import fit_whole_image
+
+    expected = fit_whole_image(load_grayscale(record.path), 256)
+    np.testing.assert_allclose(first["image"].numpy()[..., 0], expected, atol=1e-4)
+    assert first["image"].shape == (256, 256, 1) and int(first["label"]) == record.label
+    assert float(first["mask"].numpy().sum()) > 0 and int(first["bit_depth"]) == 8
+    with pytest.raises(FileNotFoundError, match="pass manual_dir="):
+        cbis_ddsm_tfds_builder(tmp_path / "empty")
