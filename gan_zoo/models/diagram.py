@@ -405,6 +405,38 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
 
         return {"patches": part(s), "images": part(size)}
 
+    def train_step_flops(self, network_flops):
+        """FLOPs per example of one Algorithm-1 step (averaged over the k:1 cycle).
+
+        `network_flops(net) -> (forward, first layer)` counts a network with
+        concrete shapes, so F and E are cloned at the patch and image sizes.
+        A backward pass costs the forward again for the weight gradients and
+        again (less the first layer) for the input gradients. fd: G forward,
+        F + D forward and backward on a real and a fake patch; fe: F + E
+        forward and backward on a whole image; g (every k-th step): G forward
+        and backward, F + D forward and input gradients on a fake patch.
+        """
+        def at(network, shape):
+            return network_flops(keras.models.clone_model(network, input_tensors=keras.Input(shape)))
+
+        patch = (self.patch_size, self.patch_size, 1)
+        f_patch, f_first = at(self.features, patch)
+        d_forward, _ = network_flops(self.discriminator)
+        f_image, _ = at(self.features, (self.image_size, self.image_size, 1))
+        size = self.image_size // DOWNSAMPLING
+        e_forward, _ = at(self.extended, (size, size, self.feature_filters[-1]))
+
+        def trained(forward, first):
+            return forward + forward + (forward - first)
+
+        patches = trained(f_patch + d_forward, f_first)
+        step = patches + trained(f_image + e_forward, f_first)
+        if self.use_gan:
+            g_forward, g_first = network_flops(self.generator)
+            step += g_forward + patches
+            step += (trained(g_forward, g_first) + 2 * (f_patch + d_forward)) / self.k
+        return step
+
     def get_config(self):
         return {
             "name": self.name,
