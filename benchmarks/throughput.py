@@ -377,9 +377,13 @@ def analytic_flops(model, task, batch_size):
     a gradient penalty's second backward pass (through D's input gradients)
     is not counted (semi_cgan, batch 128: profiler 175 GFLOP per step,
     analytic 117), nor are extra critic steps. For such models the
-    profiler's count is the authoritative one.
+    profiler's count is the authoritative one. A model of another shape
+    (several networks, phases) counts its own step per example:
+    `model.train_step_flops(network_flops)`.
     """
-    if task == "classifier":
+    if hasattr(model, "train_step_flops"):
+        per_example = model.train_step_flops(network_flops)
+    elif task == "classifier":
         forward, first = network_flops(model)
         per_example = forward + forward + (forward - first)
     elif isinstance(model, GAN):

@@ -409,11 +409,11 @@ class CIGAN(ImageTranslator, AdversarialModel):
         if _FEATURES not in frozen:
             with self.distribute_strategy.scope():
                 try:
-                    network, info = load_feature_network(self.feature_weights)
+                    network, info = load_feature_network(self.feature_weights, self.patch_size)
                 except RuntimeError:
                     if not allow_random_fallback:
                         raise
-                    network, info = load_feature_network("random")
+                    network, info = load_feature_network("random", self.patch_size)
             network.trainable = False
             frozen[_FEATURES] = network
             self.feature_network_info = info
@@ -501,6 +501,24 @@ class CIGAN(ImageTranslator, AdversarialModel):
         self.track(**logged)
         return self.finish_step()
 
+    def train_step_flops(self, network_flops):
+        """FLOPs per example of a step of the first phase (benchmarks/throughput.py).
+
+        `network_flops(network)` -> (forward FLOPs, first layer's FLOPs).
+        Backpropagation costs the forward again for weight gradients and
+        again (less the first layer) for input gradients.
+        """
+        g, g_first = network_flops(self.generator)
+        d, d_first = network_flops(self.discriminator)
+        f, f_first = network_flops(self.build_feature_network(allow_random_fallback=True))
+        features = 2 * f + (f - f_first)  # real and fake forward, input gradients of the fake
+        updates = self.update_schedule.phases[0].updates
+        if "pretrain" in updates:
+            return 3 * g - g_first + features
+        if "d" in updates:
+            return g + 2 * (3 * d - d_first)
+        return 3 * g - g_first + features + 2 * d - d_first
+
     def synthetic_batch(self, batch_size, seed=0):
         """A benchmark batch: patches, non-empty square masks and classes."""
         self.build_feature_network(allow_random_fallback=True)
@@ -526,8 +544,9 @@ class CIGAN(ImageTranslator, AdversarialModel):
         Args:
             images: grayscale patches in [0, 1]: [N, S, S, 1], [N, S, S] or
                 one [S, S] patch.
-            masks: the regions to infill, same layout; pixels > 0.5 (or
-                > 127 for uint8 masks) are infilled. None may be empty.
+            masks: the regions to infill, same layout; float pixels > 0.5
+                (uint8 masks: nonzero pixels, so 0/1 and 0/255 masks both
+                work) are infilled. None may be empty.
             target_class: an int for every patch, or one per patch.
             seed: seed of the noise that fills the region before infilling.
             batch_size: patches per forward pass.
@@ -536,9 +555,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
             float32 [N, S, S, 1] in [0, 1].
         """
         images = _as_patch_array(images, "images")
-        masks = _as_patch_array(masks, "masks")
-        if masks.dtype == np.uint8:
-            masks = masks.astype(np.float32) / 255.0
+        masks = _float_masks(_as_patch_array(masks, "masks"))
         return self.translate(images, batch_size=batch_size, masks=masks,
                               target_class=target_class, seed=seed)
 
@@ -608,9 +625,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
             (images [3N, S, S, 1], rows N) for `save_image_grid`.
         """
         images = _as_patch_array(images, "images").astype(np.float32)
-        masks = _as_patch_array(masks, "masks")
-        if masks.dtype == np.uint8:
-            masks = masks.astype(np.float32) / 255.0
+        masks = _float_masks(_as_patch_array(masks, "masks"))
         labels = np.asarray(labels).reshape(-1)
         synthetic = self.infill(images, masks, 1 - labels, seed=seed)
         noise = tf.random.stateless_uniform(images.shape, tf.constant([int(seed), 0], tf.int64))
@@ -668,6 +683,11 @@ def _as_patch_array(array, what):
             f"infill: {what} must be grayscale patches [N, S, S(, 1)], got shape {array.shape}."
         )
     return array
+
+
+def _float_masks(masks):
+    # Integer masks mark lesions with any nonzero value (0/1 or 0/255 files).
+    return (masks > 0).astype(np.float32) if masks.dtype.kind in "uib" else masks.astype(np.float32)
 
 
 def _check_range(option, value, low, high, low_open=False, high_open=False):

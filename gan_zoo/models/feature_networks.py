@@ -65,20 +65,23 @@ class CaffeInput(keras.layers.Layer):
         return (*input_shape[:-1], 3)
 
 
-def vgg19_features(weights="imagenet", channels=1):
+def vgg19_features(weights="imagenet", channels=1, image_size=None):
     """VGG-19 (ImageNet) feature maps at pool1, pool2 and pool3.
 
     Args:
         weights: "imagenet" (download through `keras.applications`), a path
             to the Keras no-top weights file, or None (random weights).
         channels: channels of the input images (1 grayscale, 3 RGB).
+        image_size: side of the square inputs, or None for any size (Keras'
+            VGG-19 takes fixed sizes from 32 up; smaller ones stay dynamic).
 
     Returns:
         A frozen `keras.Model`: images [B, H, W, channels] in [0, 1] ->
         [pool1, pool2, pool3]. Only the layers up to pool3 run.
     """
-    images = keras.Input((None, None, channels), name="images")
-    vgg = keras.applications.VGG19(include_top=False, weights=weights, input_shape=(None, None, 3))
+    side = image_size if image_size is not None and image_size >= 32 else None
+    images = keras.Input((side, side, channels), name="images")
+    vgg = keras.applications.VGG19(include_top=False, weights=weights, input_shape=(side, side, 3))
     pools = [vgg.get_layer(n).output for n in VGG19_LAYERS]
     truncated = keras.Model(vgg.input, pools, name="vgg19_to_pool3")
     outputs = truncated(CaffeInput(name="caffe_input")(images))
@@ -193,7 +196,7 @@ def _unit_patches(images):
     return array[..., None] if array.ndim == 3 else array
 
 
-def load_feature_network(spec):
+def load_feature_network(spec, image_size=None):
     """The feature network a ciGAN config names, and what it is.
 
     Args:
@@ -201,6 +204,7 @@ def load_feature_network(spec):
             "random" (VGG-19 with random weights: tests and benchmarks only,
             with a warning), a path to VGG-19 no-top weights (`.h5`), or a
             path to a domain classifier saved as `.keras`.
+        image_size: the patch side VGG-19 is built for (None: any).
 
     Returns:
         (network, description): the frozen network (grayscale [0, 1] ->
@@ -216,7 +220,7 @@ def load_feature_network(spec):
     """
     if spec == "imagenet":
         try:
-            network = vgg19_features("imagenet")
+            network = vgg19_features("imagenet", image_size=image_size)
         except Exception as error:  # noqa: BLE001 - keras raises a bare Exception offline
             raise RuntimeError(
                 f"The VGG-19 ImageNet weights could not be downloaded ({_first_line(error)}); "
@@ -229,7 +233,8 @@ def load_feature_network(spec):
             "ciGAN feature loss with RANDOM VGG-19 weights: for tests and benchmarks only, "
             "never for a reported result.", stacklevel=2,
         )
-        return vgg19_features(None), _description("vgg19_random", "random init", VGG19_LAYERS)
+        network = vgg19_features(None, image_size=image_size)
+        return network, _description("vgg19_random", "random init", VGG19_LAYERS)
     path = pathlib.Path(str(spec)).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
@@ -241,7 +246,8 @@ def load_feature_network(spec):
         return domain_features(classifier), _description(
             "domain_classifier", str(path), DOMAIN_LAYERS, digest)
     if path.suffix == ".h5":
-        return vgg19_features(str(path)), _description("vgg19_imagenet", str(path), VGG19_LAYERS, digest)
+        network = vgg19_features(str(path), image_size=image_size)
+        return network, _description("vgg19_imagenet", str(path), VGG19_LAYERS, digest)
     raise ValueError(
         f"feature_weights: {path} must be VGG-19 no-top weights (.h5) or a domain classifier (.keras)."
     )
