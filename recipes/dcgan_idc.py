@@ -3,8 +3,12 @@
 Trains one class-conditional DCGAN on the training patients' 50x50 patches,
 saves sample grids (one row per class), and scores the generator downstream:
 a small CNN trained on real, synthetic, and real + synthetic patches is
-evaluated on held-out test patients (threshold chosen on validation
-patients). Without --data-dir it runs on the procedural demo data.
+evaluated on held-out test patients once, after training (threshold chosen
+on validation patients); with --eval-every N the same classifiers are scored
+on the VALIDATION patients every N epochs. The model is saved before the
+downstream evaluation, and the data (both classes in every split, full
+batches, readable patches) is checked before training. Without --data-dir
+it runs on the procedural demo data.
 
 IDC patches are 50x50 and are trained at that size: another --image-size is
 refused. The IDC size policy pads or crops (it never stretches, so that the
@@ -24,6 +28,8 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo.cli.arguments import non_negative_int, positive_float, positive_int, seed
+from gan_zoo.cli.errors import UsageError
+from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.metrics.plots import save_loss_curves
@@ -53,6 +59,12 @@ def parse_args(argv=None):
                         help="epochs of each downstream classifier")
     parser.add_argument("--eval-width", type=positive_float, default=0.5,
                         help="width multiplier of the downstream small CNN")
+    parser.add_argument("--eval-batch-size", type=positive_int, default=64,
+                        help="batch size of the downstream small CNN")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="unreadable or misnamed patches are found before training: "
+                        "'raise' stops naming the first, 'skip' leaves them out "
+                        "(counted in metrics.json)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy")
     args = parser.parse_args(argv)
@@ -64,23 +76,61 @@ def parse_args(argv=None):
     return args
 
 
+def check_before_training(records, args):
+    """Refuses data the run cannot use, before any training.
+
+    The conditional GAN needs both classes in the training patients and at
+    least one full batch; the downstream evaluation's needs are checked by
+    `AugmentationEvaluation` (both classes in every split, one full
+    classifier batch).
+
+    Args:
+        records: {"train", "validation", "test"} -> `ImageRecord`s.
+        args: the parsed options.
+    """
+    for name, recs in records.items():
+        labels = {r.label for r in recs}
+        missing = [f"{label} ({idc.CLASS_NAMES[label]})" for label in (0, 1) if label not in labels]
+        if missing:
+            raise UsageError(
+                f"The {name} patients (split seed {args.split_seed}) have no patches of class "
+                f"{missing[0]}: the conditional GAN and its evaluation need both classes in "
+                "every split; use data with both classes (or another --split-seed)."
+            )
+    if len(records["train"]) < args.batch_size:
+        raise UsageError(
+            f"The training patients have {len(records['train'])} patches, fewer than "
+            f"--batch-size {args.batch_size}: not one full batch."
+        )
+
+
 @recipe_main
 def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
     started = time.perf_counter()
 
-    # Data: patients split 70/15/15, never patches.
+    # Data: patients split 70/15/15, never patches. Every patch is decoded
+    # while scanning, so a bad file stops the run here, not mid-training.
     data_dir = args.data_dir or demo_dir("histology")
-    dataset = idc.scan_idc(data_dir)
+    dataset = scan_idc_for_command(data_dir, args.on_error)
     split = idc.idc_split(dataset, scheme="random", seed=args.split_seed)
     records = {name: dataset.records(patients) for name, patients in split.items()}
     print(dataset.summary())
+    check_before_training(records, args)
     size = (args.image_size, args.image_size)
     arrays = {
         name: load_arrays(recs, size, size_policy=POLICY)
         for name, recs in records.items()
     }
+    try:  # checks what the downstream evaluation needs, before training
+        evaluation = AugmentationEvaluation(
+            arrays["train"], arrays["validation"], arrays["test"],
+            classifier_options={"width": args.eval_width, "image_size": args.image_size},
+            epochs=args.eval_epochs, batch_size=args.eval_batch_size, seed=args.seed,
+        )
+    except ValueError as error:
+        raise UsageError(f"{error} Lower --eval-batch-size or use more data.") from None
 
     # Model.
     strategy = get_strategy(args.strategy)
@@ -91,22 +141,19 @@ def main(argv=None):
         )
         gan.compile(jit_compile=args.jit)
 
-    evaluation = AugmentationEvaluation(
-        arrays["train"], arrays["validation"], arrays["test"],
-        classifier_options={"width": args.eval_width, "image_size": args.image_size},
-        epochs=args.eval_epochs, seed=args.seed,
-    )
+    # Per-epoch downstream scores use the VALIDATION patients only.
     epoch_logs = train_gan(
         gan, records["train"], run,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         size_policy=POLICY,
-        evaluate=evaluation if args.eval_every else None,
+        evaluate=evaluation.validation_hook() if args.eval_every else None,
         evaluate_every=args.eval_every or 1,
     )
-
-    # Downstream evaluation on the test patients.
-    downstream = {**evaluation.real_baseline(), **evaluation(gan)}
+    # Saved before the evaluation, so a failing evaluation loses no training.
     gan.save(run.path("dcgan.keras"))
+
+    # Downstream evaluation on the test patients, once.
+    downstream = {**evaluation.real_baseline(), **evaluation.test_metrics(gan)}
     save_loss_curves(
         run.path("losses.png"),
         {k: [e[k] for e in epoch_logs] for k in ("d_loss", "g_loss")},
@@ -126,15 +173,18 @@ def main(argv=None):
         "wall_seconds": time.perf_counter() - started,
         "downstream_test": downstream,
         "downstream_protocol": (
-            f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, trained on "
-            "real / synthetic / real+synthetic train patches; threshold by Youden J on "
-            "validation patients; scored on test patients"
+            f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, batch "
+            f"{args.eval_batch_size}, trained on real / synthetic / real+synthetic train "
+            "patches; threshold by Youden J on validation patients; scored on test patients "
+            "once after training (per-epoch scores in metrics.jsonl: validation patients)"
         ),
         "data": {
             "source": str(data_dir),
             "patients": {k: len(v) for k, v in split.items()},
             "patches": {k: len(v) for k, v in records.items()},
             "off_size_patches": len(dataset.off_size),
+            "skipped_files": len(dataset.skipped),
+            "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
         },
         "samples": sorted(str(p.name) for p in run.path("samples").glob("*.png")),
     }

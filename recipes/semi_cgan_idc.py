@@ -32,6 +32,8 @@ import numpy as np
 import gan_zoo
 from gan_zoo import metrics as clinical
 from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
+from gan_zoo.cli.errors import UsageError
+from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
@@ -64,6 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=non_negative_int, default=5,
                         help="epochs between validation-AUROC checks of the cGAN (0: never)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="unreadable or misnamed patches are found before training: "
+                        "'raise' stops naming the first, 'skip' leaves them out "
+                        "(counted in metrics.json)")
     return parser.parse_args(argv)
 
 
@@ -99,6 +105,59 @@ def _checked(split, scheme):
     return split
 
 
+def build_baselines(names):
+    """{name: untrained zoo classifier} for --baselines (checked before any training)."""
+    baselines = {}
+    for name in names:
+        try:
+            spec = gan_zoo.get_spec(name)
+        except KeyError as error:
+            raise UsageError(f"--baselines: {error.args[0]}") from None
+        if spec.task != "classifier":
+            raise UsageError(f"--baselines: {name!r} is a {spec.task}, not a classifier.")
+        baselines[name] = gan_zoo.load(name)
+    return baselines
+
+
+def check_before_training(records, labelled, baselines, args):
+    """Refuses data the run cannot use, before any model trains.
+
+    Every split needs both classes (the class head and the baselines learn
+    from the labelled training patches; thresholds need both classes in the
+    validation patients, AUROCs in the test patients); the cGAN and each
+    baseline need at least one full batch.
+
+    Args:
+        records: {"train", "validation", "test"} -> `ImageRecord`s.
+        labelled: the labelled training records.
+        baselines: {name: classifier}.
+        args: the parsed options.
+    """
+    for name, recs in (("labelled training", labelled), ("validation", records["validation"]),
+                       ("test", records["test"])):
+        present = {r.label for r in recs}
+        missing = [f"{label} ({idc.CLASS_NAMES[label]})" for label in (0, 1) if label not in present]
+        if missing:
+            raise UsageError(
+                f"The {name} patches have no patches of class {missing[0]}: training and "
+                "scoring need both classes in every split (use data with both classes, "
+                "another --split-seed or a larger --labelled-fraction)."
+            )
+    if not args.skip_gan and len(records["train"]) < args.batch_size:
+        raise UsageError(
+            f"The training patients have {len(records['train'])} patches, fewer than "
+            f"--batch-size {args.batch_size}: not one full batch."
+        )
+    for name, model in baselines.items():
+        batch = model.default_training()["batch_size"]
+        if len(labelled) < batch:
+            raise UsageError(
+                f"The baseline {name} trains with batch size {batch} but there are only "
+                f"{len(labelled)} labelled training patches: not one full batch (drop it "
+                "from --baselines, or use more data or a larger --labelled-fraction)."
+            )
+
+
 def evaluate(scores, labels):
     """Test metrics with the threshold chosen on validation patients."""
     return clinical.evaluate_classifier(
@@ -115,31 +174,32 @@ def main(argv=None):
 
     # Data, split by patient.
     data_dir = args.data_dir or demo_dir("histology")
-    dataset = idc.scan_idc(data_dir)
+    dataset = scan_idc_for_command(data_dir, args.on_error)
     print(dataset.summary())
     split, split_note = patient_split(dataset, args.split, args.split_seed)
     records = {name: dataset.records(patients) for name, patients in split.items()}
     records["train"] = hide_labels(records["train"], args.labelled_fraction, seed=args.seed)
     labelled = [r for r in records["train"] if r.label != UNLABELLED]
     labels = {name: np.array([r.label for r in records[name]]) for name in ("validation", "test")}
+    baselines = build_baselines(filter(None, args.baselines.split(",")))
+    check_before_training(records, labelled, baselines, args)
     weights = idc.class_weights([r.label for r in labelled]) if args.class_weights else None
 
     results, scores, timings = {}, {}, {}
 
     # Baselines on the labelled training patches.
-    for name in filter(None, args.baselines.split(",")):
+    for name, model in baselines.items():
         tic = time.perf_counter()
-        model = gan_zoo.load(name)
         epochs = args.baseline_epochs or model.default_training()["epochs"]
         train_classifier(
             model, labelled, epochs=epochs, batch_size=model.default_training()["batch_size"],
             seed=args.seed, size_policy=POLICY, class_weight=weights,
             backup_dir=run.path(f"backup-{name}"),
         )
+        model.save(run.path(f"{name}.keras"))  # before scoring: nothing trained is lost
         scores[name] = {s: predict_scores(model, records[s], size_policy=POLICY) for s in labels}
         results[name] = {**evaluate(scores[name], labels), "epochs": epochs}
         timings[name] = time.perf_counter() - tic
-        model.save(run.path(f"{name}.keras"))
 
     # The semi-supervised cGAN.
     if not args.skip_gan:
@@ -166,11 +226,11 @@ def main(argv=None):
             evaluate=validation_auroc if args.eval_every else None,
             evaluate_every=args.eval_every or 1,
         )
+        gan.save(run.path("semi_cgan.keras"))  # before scoring: nothing trained is lost
         name = f"semi_cgan_w{args.width:g}"
         scores[name] = {s: predict_scores(classifier, records[s], size_policy=POLICY) for s in labels}
         results[name] = {**evaluate(scores[name], labels), "epochs": len(epoch_logs)}
         timings[name] = time.perf_counter() - tic
-        gan.save(run.path("semi_cgan.keras"))
         save_loss_curves(
             run.path("losses.png"),
             {k: [e[k] for e in epoch_logs] for k in ("d_loss", "g_loss", "class_loss")},
@@ -208,6 +268,8 @@ def main(argv=None):
             "labelled_training_patches": len(labelled),
             "labelled_fraction": args.labelled_fraction,
             "off_size_patches_padded": len(dataset.off_size),
+            "skipped_files": len(dataset.skipped),
+            "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
         },
     })
     print(f"\nRun folder: {run.directory}")

@@ -483,13 +483,9 @@ def test_a_full_disk_while_training_is_one_line(capsys, tmp_path, monkeypatch):
     assert not (out / "run.lock").exists()
 
 
-# 8.22 needs gan_zoo/data (idc.py, image_folder.py), which is being restructured:
-# these tests say what the messages should be, and fail until it is done.
-NEEDS_DATA_LAYER = pytest.mark.xfail(
-    strict=True, reason="needs the gan_zoo/data messages of issue 8.22")
+# 8.22: data messages that say what is wrong and what to do.
 
 
-@NEEDS_DATA_LAYER
 @pytest.mark.parametrize("patient", ["10253 b", "pätient"])
 def test_idc_patient_names_say_what_the_pattern_allows(capsys, tmp_path, patient):
     data = write_idc_folder(tmp_path / "idc", patients=(patient,))
@@ -498,7 +494,6 @@ def test_idc_patient_names_say_what_the_pattern_allows(capsys, tmp_path, patient
     assert re.search(r"letters and digits|alphanumeric|A-Za-z", err), err
 
 
-@NEEDS_DATA_LAYER
 def test_a_dangling_link_in_an_idc_label_folder_is_called_one(capsys, tmp_path):
     data = write_idc_folder(tmp_path / "idc")
     link = data / "10253" / "0" / "10253_idx5_x500_y0_class0.png"
@@ -509,7 +504,6 @@ def test_a_dangling_link_in_an_idc_label_folder_is_called_one(capsys, tmp_path):
     assert re.search(r"dangling|broken", err) and "link" in err, err
 
 
-@NEEDS_DATA_LAYER
 def test_an_idc_data_dir_one_level_too_deep_suggests_the_parent(capsys, tmp_path):
     data = write_idc_folder(tmp_path / "idc", per_label=10)
     too_deep = data / "10253"

@@ -283,3 +283,202 @@ def test_keras_files_with_code_load_only_in_unsafe_mode(tmp_path):
         gan_zoo.load_model(path)
     loaded = gan_zoo.load_model(path, safe_mode=False)  # the caller trusts this file
     np.testing.assert_allclose(loaded.predict(np.ones((1, 4)), verbose=0), 2.0)
+
+
+# ------------------------------------------ data sets and recipes (8.1, 8.12,
+# 8.13, 8.19, 8.25): tiny IDC folders written by the tests.
+
+
+def write_idc(root, patients=8, per_label=6, labels=(0, 1), size=50, seed=0):
+    """A tiny IDC folder <patient>/<label>/<patient>_idx5_x_y_class<label>.png."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for p in range(patients):
+        patient = str(10000 + p)
+        for label in labels:
+            folder = root / patient / str(label)
+            folder.mkdir(parents=True)
+            for i in range(per_label):
+                base = 60 + 120 * label
+                pixels = np.clip(rng.normal(base, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{patient}_idx5_x{50 * i}_y0_class{label}.png")
+    return root
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def load_recipe(name):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_line_status(capsys, recipe, argv):
+    status = load_recipe(recipe).main.command_line(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return status, err.strip()
+
+
+TRUNCATED = "truncated PNG: the IEND chunk that ends a PNG file is missing"
+
+
+@pytest.mark.parametrize("recipe", ["dcgan_idc", "semi_cgan_idc"])
+def test_recipes_name_a_corrupt_png_before_training(capsys, tmp_path, recipe):
+    # 8.19: one line naming the file, an option the user has, no training.
+    data = write_idc(tmp_path / "idc", patients=3, per_label=2)
+    bad = truncate(data / "10001" / "1" / "10001_idx5_x50_y0_class1.png")
+    out = tmp_path / "run"
+    status, err = one_line_status(capsys, recipe, ["--data-dir", str(data), "--out", str(out)])
+    assert status == 2
+    assert err == (
+        f"python recipes/{recipe}.py: error: {bad}: unreadable image: {TRUNCATED}; "
+        "pass --on-error skip to leave it out."
+    )
+    assert not (out / "backup").exists()
+
+
+@pytest.mark.parametrize("recipe", ["dcgan_idc", "semi_cgan_idc"])
+def test_recipes_refuse_one_class_data_before_training(capsys, tmp_path, recipe):
+    # 8.12: used to fail after training ("choose_threshold needs both classes").
+    data = write_idc(tmp_path / "idc", patients=4, per_label=20, labels=(0,))
+    out = tmp_path / "run"
+    status, err = one_line_status(capsys, recipe, ["--data-dir", str(data), "--out", str(out)])
+    assert status == 2
+    assert "have no patches of class 1 (idc)" in err and "both classes" in err, err
+    assert not any(out.glob("backup*"))
+
+
+def test_dcgan_recipe_with_fewer_patches_than_the_downstream_batch(capsys, tmp_path):
+    # 8.13: used to train the GAN, then fail in the classifier before saving it.
+    data = write_idc(tmp_path / "idc", patients=7, per_label=3)
+    out = tmp_path / "run"
+    status, err = one_line_status(
+        capsys, "dcgan_idc", ["--data-dir", str(data), "--out", str(out), "--batch-size", "8"])
+    assert status == 2
+    assert re.fullmatch(
+        r"python recipes/dcgan_idc.py: error: The training patients have \d+ images, fewer than "
+        r"the downstream classifier's batch size 64: not one full batch. Lower "
+        r"--eval-batch-size or use more data.", err), err
+    assert not (out / "backup").exists()
+
+
+def test_semi_cgan_recipe_checks_the_baselines_batches(capsys, tmp_path):
+    data = write_idc(tmp_path / "idc", patients=7, per_label=6)
+    status, err = one_line_status(
+        capsys, "semi_cgan_idc",
+        ["--data-dir", str(data), "--out", str(tmp_path / "run"), "--batch-size", "8"])
+    assert status == 2 and "The baseline cruz_roa_cnn trains with batch size 128" in err, err
+    status, err = one_line_status(
+        capsys, "semi_cgan_idc",
+        ["--data-dir", str(data), "--out", str(tmp_path / "run2"), "--baselines", "dcgan"])
+    assert status == 2 and err.endswith("--baselines: 'dcgan' is a generator, not a classifier."), err
+
+
+def test_cli_refuses_a_conditional_gan_without_images_of_a_class(capsys, tmp_path):
+    # 8.12
+    from gan_zoo import cli
+
+    data = write_idc(tmp_path / "idc", patients=2, per_label=4, labels=(0,))
+    code = cli.main(["train", "dcgan", "--data-dir", str(data), "--layout", "idc", "--conditional",
+                     "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (
+        f"gan-zoo: error: {data} has no images of class 'idc' (label 1): a conditional GAN "
+        "needs images of every class (train without --conditional, or add images)."
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_finds_a_corrupt_png_before_training_and_can_skip_it(capsys, tmp_path):
+    # 8.19: an image folder is decoded while scanning; --on-error skip counts.
+    import json
+
+    from PIL import Image
+
+    from gan_zoo import cli
+
+    rng = np.random.default_rng(0)
+    for name in ("benign", "malignant"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    bad = truncate(tmp_path / "data" / "malignant" / "3.png")
+    argv = ["train", "dcgan", "--data-dir", str(tmp_path / "data"), "--set", "image_size=16",
+            "--set", "base_filters=2", "--set", "latent_dim=4", "--epochs", "1",
+            "--batch-size", "4", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gan-zoo: error: {bad}: {TRUNCATED}; pass --on-error skip to leave it out."
+    assert not (tmp_path / "run").exists()  # found before any work
+    assert cli.main([*argv, "--on-error", "skip"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"]["skipped_files"] == 1 and metrics["data"]["images"] == 15
+    assert metrics["data"]["skipped_examples"] == [f"{bad}: {TRUNCATED}"]
+
+
+def test_dcgan_recipe_same_seed_same_run_validation_per_epoch_saved_before_evaluation(
+    tmp_path, monkeypatch
+):
+    # 8.25: the same --seed gives identical weights and samples (CPU);
+    # 8.1: the per-epoch downstream scores are validation scores only;
+    # 8.13: the model is saved before the downstream evaluation;
+    # 8.19: --on-error skip leaves a truncated patch out and counts it.
+    # The downstream classifiers are not trained here (their training is
+    # tested in test_recipes.py); the GAN is, twice.
+    import json
+
+    import keras
+
+    from gan_zoo.training.downstream import AugmentationEvaluation
+
+    def untrained(self, images, labels):
+        return gan_zoo.load(self.classifier, **self.classifier_options)
+
+    monkeypatch.setattr(AugmentationEvaluation, "_fit", untrained)
+    data = write_idc(tmp_path / "idc", patients=8, per_label=6)
+    bad = truncate(data / "10002" / "0" / "10002_idx5_x100_y0_class0.png")
+    recipe = load_recipe("dcgan_idc")
+
+    def argv(out):
+        return ["--data-dir", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                "--base-filters", "4", "--eval-every", "1", "--eval-width", "0.125",
+                "--eval-batch-size", "16", "--on-error", "skip", "--seed", "7"]
+
+    first = recipe.main(argv(tmp_path / "a"))
+    assert first["data"]["skipped_files"] == 1
+    assert first["data"]["skipped_examples"] == [f"{bad}: unreadable image: {TRUNCATED}"]
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["data"]["skipped_files"] == 1
+    logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert {"eval_synthetic_validation_auroc", "eval_augmented_validation_auroc"} <= set(logged[-1])
+    assert not [key for record in logged for key in record if "test" in key]
+
+    # The second run fails in the test-patient evaluation: the model is saved.
+    def failing(self, gan):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(AugmentationEvaluation, "test_metrics", failing)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        recipe.main(argv(tmp_path / "b"))
+    assert (tmp_path / "b" / "dcgan.keras").is_file()
+
+    a = gan_zoo.load_model(tmp_path / "a" / "dcgan.keras", compile=False)
+    b = gan_zoo.load_model(tmp_path / "b" / "dcgan.keras", compile=False)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y), x.path)
+    grids = sorted(p.name for p in (tmp_path / "a" / "samples").glob("*.png"))
+    assert grids == ["samples-epoch-0001.png"]
+    for name in grids:
+        assert (tmp_path / "a" / "samples" / name).read_bytes() == (tmp_path / "b" / "samples" / name).read_bytes()
+    np.testing.assert_array_equal(a.generate(4, seed=1), b.generate(4, seed=1))

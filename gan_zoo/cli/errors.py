@@ -51,6 +51,38 @@ def message(error):
     return str(error)
 
 
+def data_problem_line(error, *, skip_option="--on-error skip", dir_option="--data-dir"):
+    """One line for an error found while scanning a data set.
+
+    A `gan_zoo.data.image_folder.DataProblemError` lists every bad file over
+    many lines and suggests the library's `on_error='skip'`; a command says
+    the first file and its problem, how many more there are, and its own
+    options: `--on-error skip`, or `--data-dir <parent>` for a folder one
+    level too deep.
+
+    Args:
+        error: the exception.
+        skip_option: how the command leaves bad files out.
+        dir_option: the command's data folder option.
+    """
+    parent = getattr(error, "parent_hint", None)
+    problems = getattr(error, "problems", ())
+    if parent:
+        first = message(error).splitlines()[0]
+        return first.replace(f"scan its parent {parent}", f"pass its parent, {dir_option} {parent}")
+    if problems:
+        path, reason = problems[0]
+        more = len(problems) - 1
+        where = getattr(error, "where", None)
+        line = f"{path}: {reason}"
+        if more:
+            line += f" (and {more} more problem file{'s' if more > 1 else ''}"
+            line += f" in {where})" if where else ")"
+        return f"{line}; pass {skip_option} to leave {'them' if more else 'it'} out."
+    lines = [line for line in message(error).splitlines() if line.strip()]
+    return lines[0] if lines else message(error)
+
+
 def raised_by(error, modules):
     """Whether `error` was raised by code of `modules` (names or packages).
 

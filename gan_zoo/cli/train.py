@@ -15,6 +15,7 @@ from gan_zoo.cli.errors import (
     PROG,
     CommandFailed,
     UsageError,
+    data_problem_line,
     describe_write_error,
     message,
     write_error,
@@ -53,6 +54,10 @@ def add_parser(commands):
                    "(or its zip), trained at the patch side 50, off-size edge patches "
                    "padded, not stretched; a folder in the IDC layout given as 'folder' "
                    "is refused (its patients would become classes)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="unreadable images (corrupt, truncated, dangling links) and files "
+                   "off the layout are found before training: 'raise' stops with one line "
+                   "naming the first; 'skip' leaves them out (counted in metrics.json)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config value; repeatable; values are Python "
                    "literals or strings, e.g. --set variant=v3 --set image_size=50")
@@ -94,6 +99,7 @@ class TrainingData:
         class_names: names of the labels, in label order.
         size_policy: of `gan_zoo.data.pipeline.training_stream`.
         summary: a line (or a few) describing the data.
+        skipped: `(path, reason)` of files left out (`--on-error skip`).
     """
 
     path: pathlib.Path
@@ -102,14 +108,46 @@ class TrainingData:
     class_names: tuple
     size_policy: str
     summary: str
+    skipped: tuple = ()
+
+    def class_counts(self):
+        """{label: images} for every class, zeros included."""
+        counts = {label: 0 for label in range(len(self.class_names))}
+        for record in self.records:
+            counts[record.label] = counts.get(record.label, 0) + 1
+        return counts
 
 
-def training_data(data_dir, layout):
+def _scan_error(error):
+    """A scan's error as a one-line UsageError (bad files: the first, named)."""
+    return UsageError(data_problem_line(error))
+
+
+def scan_idc_for_command(data_dir, on_error="raise"):
+    """`scan_idc` whose errors are one-line UsageErrors (for gan-zoo and the recipes).
+
+    Args:
+        data_dir: the IDC folder or archive.
+        on_error: "raise" or "skip" (`--on-error`).
+    """
+    from gan_zoo.data import idc
+
+    try:
+        return idc.scan_idc(data_dir, on_error=on_error)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        raise _scan_error(error) from None
+
+
+def training_data(data_dir, layout, on_error="raise"):
     """Scans `data_dir` (default: the demo data) in `layout`.
+
+    Every image is decoded once by the pipeline's decoder while scanning,
+    so an unreadable file is found now, not when its batch is reached.
 
     Args:
         data_dir: the data folder, or None for the procedural demo data.
         layout: one of `LAYOUTS` (ignored for the demo data, which is IDC).
+        on_error: "raise" or "skip" for unreadable or misplaced files.
     """
     if data_dir is None:
         from gan_zoo.data.demo import demo_dir
@@ -124,13 +162,10 @@ def training_data(data_dir, layout):
     if layout == "idc":
         from gan_zoo.data import idc
 
-        try:
-            dataset = idc.scan_idc(data_dir)
-        except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-            raise UsageError(message(error)) from None
+        dataset = scan_idc_for_command(data_dir, on_error)
         return TrainingData(
             data_dir, layout, dataset.records(), idc.CLASS_NAMES, idc.IDC_SIZE_POLICY,
-            dataset.summary(),
+            dataset.summary(), tuple(dataset.skipped),
         )
     hint = idc_layout_hint(data_dir)
     if hint:
@@ -138,16 +173,19 @@ def training_data(data_dir, layout):
     from gan_zoo.data.image_folder import scan_image_folder
 
     try:
-        folder = scan_image_folder(data_dir)
+        folder = scan_image_folder(data_dir, verify=True, on_error=on_error)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        raise UsageError(message(error)) from None
+        raise _scan_error(error) from None
     counts = ", ".join(f"{name}: {n}" for name, n in folder.class_counts().items())
     summary = (
         f"Image folder {data_dir}: {len(folder)} images in "
         f"{len(folder.class_names)} classes ({counts})."
     )
+    if folder.skipped:
+        summary += f"\n  skipped files (--on-error skip): {len(folder.skipped)}"
     return TrainingData(
-        data_dir, layout, list(folder.records), folder.class_names, "resize", summary
+        data_dir, layout, list(folder.records), folder.class_names, "resize", summary,
+        tuple(folder.skipped),
     )
 
 
@@ -226,6 +264,28 @@ def model_overrides(args, spec, data, overrides):
     return overrides
 
 
+def check_every_class_present(data, num_classes):
+    """Refuses a conditional GAN for data with no images of a class.
+
+    It would learn nothing for that class and sample noise for it.
+
+    Args:
+        data: the `TrainingData`.
+        num_classes: the model's num_classes (0: unconditional, no check).
+    """
+    if not num_classes:
+        return
+    empty = [
+        f"{data.class_names[label]!r} (label {label})"
+        for label, count in data.class_counts().items() if count == 0
+    ]
+    if empty:
+        raise UsageError(
+            f"{data.path} has no images of class {', '.join(empty)}: a conditional GAN "
+            "needs images of every class (train without --conditional, or add images)."
+        )
+
+
 def training_length(args, gan):
     """(epochs, batch_size): the flags, else the model's `default_training()`.
 
@@ -266,7 +326,7 @@ def run(args):
         )
     resolve_config(args.model, overrides)  # unknown keys, before reading the data
     check_out_dir(args.out, args.data_dir)  # start_run checks again; this is before any work
-    data = training_data(args.data_dir, args.layout)
+    data = training_data(args.data_dir, args.layout, args.on_error)
     print(data.summary)
     config = resolve_config(args.model, model_overrides(args, spec, data, overrides))
     num_classes = config.get("num_classes") or 0
@@ -275,6 +335,7 @@ def run(args):
             f"{args.model!r} is conditioned on num_classes={num_classes} but {data.path} "
             f"has {len(data.class_names)} classes; pass --conditional to match the data."
         )
+    check_every_class_present(data, num_classes)
 
     import keras
 
@@ -310,6 +371,7 @@ def run(args):
         jit=args.jit,
         strategy=args.strategy,
         sample_every=args.sample_every,
+        on_error=args.on_error,
         out=args.out,
     )
     # A RunFolderError (a UsageError) when the folder is in use, holds a run
@@ -340,6 +402,18 @@ def _train(args, spec, config, gan, data, run_folder, epochs, batch_size):
         )
         model_path = run_folder.path(f"{args.model}.keras")
         gan.save(model_path)
+        run_folder.write_metrics({
+            "model": args.model,
+            "epochs": len(logs),
+            "final": {k: v for k, v in (logs[-1] if logs else {}).items() if k.endswith("loss")},
+            "data": {
+                "source": str(data.path),
+                "images": len(data.records),
+                "class_counts": {data.class_names[k]: n for k, n in data.class_counts().items()},
+                "skipped_files": len(data.skipped),
+                "skipped_examples": [f"{p}: {r}" for p, r in data.skipped[:20]],
+            },
+        })
     except NonFiniteLossError as error:
         print(
             f"{PROG}: training failed: {message(error)} The last good epoch is backed "

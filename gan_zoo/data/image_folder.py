@@ -31,6 +31,36 @@ ON_ERROR = ("raise", "skip")
 """The values of every `on_error` argument in `gan_zoo.data`."""
 
 
+class DataProblemError(ValueError):
+    """Files of a data set that cannot be used, found by a scan.
+
+    The message lists them; the attributes let a command line say it in one
+    line with its own option names.
+
+    Args:
+        message: the full message.
+        problems: `(path, reason)` pairs.
+        where: the folder (or archive) scanned.
+        parent_hint: a folder to scan instead, when the one given looks one
+            level too deep; None otherwise.
+    """
+
+    def __init__(self, message, problems=(), where=None, parent_hint=None):
+        super().__init__(message)
+        self.problems = tuple(problems)
+        self.where = where
+        self.parent_hint = parent_hint
+
+
+class UnreadableImagesError(DataProblemError):
+    """Image files the pipeline's decoder cannot read (`on_error="raise"`)."""
+
+
+def dangling_link_reason(path):
+    """Why a dangling symbolic link cannot be read, naming its target."""
+    return f"a dangling symbolic link (its target {os.readlink(path)} does not exist)"
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageRecord:
     """One image file and what is known about it.
@@ -173,12 +203,16 @@ def scan_image_folder(
             group = group_fn(path) if group_fn is not None else None
             records.append(ImageRecord(path=path, label=label, group=group))
 
-    problems = {}
+    # A dangling link cannot be read: say so, whether or not images are decoded.
+    problems = {
+        r.path: dangling_link_reason(r.path)
+        for r in records if os.path.islink(r.path) and not os.path.exists(r.path)
+    }
     if verify or read_sizes:
         from gan_zoo.data.decode import check_images  # TensorFlow only when needed
 
         checks = check_images([r.path for r in records])
-        problems = {c.path: c.problem for c in checks if not c.ok}
+        problems.update({c.path: c.problem for c in checks if not c.ok and c.path not in problems})
         if read_sizes:
             records = [dataclasses.replace(r, size=c.size) for r, c in zip(records, checks)]
     skipped = _handle_problems(
@@ -330,9 +364,10 @@ def _handle_problems(problems, on_error, *, where):
         return []
     listing = problem_listing(problems)
     if on_error == "raise":
-        raise ValueError(
+        raise UnreadableImagesError(
             f"{len(problems)} unreadable image file(s) in {where}:\n{listing}\n"
-            "Pass on_error='skip' to leave them out."
+            "Pass on_error='skip' to leave them out.",
+            problems, where,
         )
     logger.warning("Skipped %d unreadable image file(s) in %s:\n%s", len(problems), where, listing)
     return list(problems)

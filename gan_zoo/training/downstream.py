@@ -4,14 +4,16 @@ The protocol of Chi et al. (and of most GAN-augmentation papers): train the
 same classifier on real images, on synthetic images alone ("train on
 synthetic, test on real", TSTR) and on real plus synthetic images, then score
 each on held-out REAL patients. The decision threshold is chosen on real
-validation patients, never on the test patients.
+validation patients, never on the test patients, and the test patients are
+scored once, after training: per-epoch scores (`validation_hook`) use the
+validation patients only.
 """
 
 import numpy as np
 
 import gan_zoo
 from gan_zoo.data.pipeline import evaluation_dataset
-from gan_zoo.metrics import evaluate_classifier
+from gan_zoo.metrics import binary_metrics, evaluate_classifier
 from gan_zoo.training.classify import predict_scores, train_classifier
 
 
@@ -41,17 +43,31 @@ def load_arrays(source, image_size, *, size_policy, channels=3, batch_size=256):
 class AugmentationEvaluation:
     """Trains a zoo classifier with and without a generator's images.
 
-    Call it with a class-conditional zoo GAN: it returns the test metrics of
-    a classifier trained on synthetic images only (`synthetic_*`) and on real
-    plus synthetic images (`augmented_*`); `real_baseline()` gives the same
-    classifier trained on real images only (`real_*`). Each classifier starts
-    from the same seed and trains with `train_classifier` (its paper recipe)
-    for the same number of epochs.
-    Usable as the `evaluate` callable of `train_gan` / `EvaluationHook`.
+    Two uses, kept apart so that test patients are never scored during
+    training (where a per-epoch hook would let them steer the choice of
+    epochs or settings):
+
+    - `validation_hook()`: the per-epoch `evaluate` callable of `train_gan`
+      / `EvaluationHook`. It trains the classifier on synthetic and on real
+      plus synthetic images and returns their AUROC on the VALIDATION
+      patients (`synthetic_validation_auroc`, `augmented_validation_auroc`);
+      it never reads the test arrays.
+    - `test_metrics(gan)` and `real_baseline()`: once, after training, the
+      test-patient metrics of the classifier trained on synthetic images
+      (`synthetic_*`), on real plus synthetic images (`augmented_*`) and on
+      real images only (`real_*`), each with the decision threshold chosen
+      on the validation patients.
+
+    Each classifier starts from the same seed and trains with
+    `train_classifier` (its paper recipe) for the same number of epochs.
+    The constructor checks what the evaluation needs (both classes in every
+    split, at least one full classifier batch of training images), so a
+    recipe that builds it before training fails before training.
 
     Args:
         train: (images, labels) arrays of the real training patients.
-        validation: arrays of the validation patients (threshold choice).
+        validation: arrays of the validation patients (threshold choice,
+            per-epoch scores).
         test: arrays of the test patients (the reported scores).
         classifier: zoo classifier name.
         classifier_options: overrides of the classifier's config.
@@ -86,8 +102,25 @@ class AugmentationEvaluation:
         self.seed = int(seed)
         self.criterion = criterion
         self._real = None
+        self._check()
 
-    def _fit_and_score(self, images, labels, prefix):
+    def _check(self):
+        for name, (_, labels) in (("training", self.train), ("validation", self.validation),
+                                  ("test", self.test)):
+            present = set(np.unique(labels).tolist())
+            missing = [c for c in (0, 1) if c not in present]
+            if missing:
+                raise ValueError(
+                    f"The {name} patients have no images of class {missing[0]}: the downstream "
+                    "evaluation needs both classes in the training, validation and test patients."
+                )
+        if len(self.train[1]) < self.batch_size:
+            raise ValueError(
+                f"The training patients have {len(self.train[1])} images, fewer than the "
+                f"downstream classifier's batch size {self.batch_size}: not one full batch."
+            )
+
+    def _fit(self, images, labels):
         import keras
 
         keras.utils.set_random_seed(self.seed)
@@ -96,6 +129,10 @@ class AugmentationEvaluation:
             model, (images, labels), epochs=self.epochs, batch_size=self.batch_size,
             size_policy="error", seed=self.seed, verbose=0,
         )
+        return model
+
+    def _fit_and_score(self, images, labels, prefix):
+        model = self._fit(images, labels)
         val_scores = predict_scores(model, self.validation[0], size_policy="error")
         test_scores = predict_scores(model, self.test[0], size_policy="error")
         result = evaluate_classifier(
@@ -105,6 +142,11 @@ class AugmentationEvaluation:
         keys = ("auroc", "balanced_accuracy", "f1", "precision", "recall", "accuracy")
         return {f"{prefix}_{k}": result[k] for k in keys}
 
+    def _validation_auroc(self, images, labels):
+        model = self._fit(images, labels)
+        scores = predict_scores(model, self.validation[0], size_policy="error")
+        return float(binary_metrics(self.validation[1], scores)["auroc"])
+
     def synthetic(self, gan):
         """Generated (images, labels), class counts matching the real set."""
         counts = np.bincount(self.train[1], minlength=gan.num_classes)
@@ -113,14 +155,38 @@ class AugmentationEvaluation:
         labels = np.repeat(np.arange(gan.num_classes), counts).astype(np.int32)
         return gan.generate(labels=labels, seed=self.seed), labels
 
+    def _check_generator(self, gan):
+        if not gan.conditional:
+            raise ValueError("AugmentationEvaluation needs a class-conditional generator.")
+
+    def validation_hook(self):
+        """`(gan, epoch) -> {name: AUROC on the validation patients}` for `train_gan`."""
+
+        def evaluate_on_validation(gan, epoch=None):
+            self._check_generator(gan)
+            images, labels = self.synthetic(gan)
+            return {
+                "synthetic_validation_auroc": self._validation_auroc(images, labels),
+                "augmented_validation_auroc": self._validation_auroc(
+                    np.concatenate([self.train[0], images]),
+                    np.concatenate([self.train[1], labels]),
+                ),
+            }
+
+        return evaluate_on_validation
+
     def real_baseline(self):
+        """Test metrics of the classifier trained on real images only (once)."""
         if self._real is None:
             self._real = self._fit_and_score(*self.train, "real")
         return dict(self._real)
 
-    def __call__(self, gan, epoch=None):
-        if not gan.conditional:
-            raise ValueError("AugmentationEvaluation needs a class-conditional generator.")
+    def test_metrics(self, gan):
+        """Test metrics with synthetic and real + synthetic training images.
+
+        Call once, after training: this scores the test patients.
+        """
+        self._check_generator(gan)
         images, labels = self.synthetic(gan)
         result = self._fit_and_score(images, labels, "synthetic")
         result.update(

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import re
 
-from gan_zoo.data.image_folder import ImageRecord, problem_listing
+from gan_zoo.data.image_folder import DataProblemError, ImageRecord, problem_listing
 from gan_zoo.data.splits import natural_key
 
 logger = logging.getLogger(__name__)
@@ -30,15 +30,22 @@ CITATION = (
     "use cases, J Pathol Inform 2016;7:29."
 )
 
+_PATIENT = r"[0-9A-Za-z]+"
+PATIENT_RE = re.compile(f"^{_PATIENT}$")
+PATIENT_RULE = "IDC patient ids are ASCII letters and digits only (A-Za-z0-9)"
 _NAME_RE = re.compile(
-    r"^(?P<patient>[0-9A-Za-z]+)_idx5_x(?P<x>\d+)_y(?P<y>\d+)"
+    rf"^(?P<patient>{_PATIENT})_idx5_x(?P<x>\d+)_y(?P<y>\d+)"
     r"_class(?P<label>\d+)\.png$"
 )
 LABEL_DIRS = ("0", "1")
 
 
-class IDCLayoutError(ValueError):
-    """Files or folders that do not follow the IDC layout or naming scheme."""
+class IDCLayoutError(DataProblemError):
+    """Files or folders that do not follow the IDC layout or naming scheme.
+
+    `problems` lists `(path, reason)` pairs (may be empty); `parent_hint`
+    is the folder to scan instead when the one given is one patient's.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +209,7 @@ class IDCDataset:
         else:
             lines.append("  patch sizes not read (read_sizes=False).")
         if self.skipped:
-            lines.append(f"  skipped files (on_error='skip'): {len(self.skipped)}")
+            lines.append(f"  skipped files (unreadable or off the layout, left out): {len(self.skipped)}")
         if self.ignored:
             lines.append(f"  ignored entries: {len(self.ignored)}")
         return "\n".join(lines)
@@ -248,5 +255,6 @@ def problem_error(problems, root):
     """An `IDCLayoutError` listing `(path, reason)` problems found in `root`."""
     return IDCLayoutError(
         f"{len(problems)} problem(s) in the IDC data at {root} "
-        f"(pass on_error='skip' to leave these files out):\n{problem_listing(problems)}"
+        f"(pass on_error='skip' to leave these files out):\n{problem_listing(problems)}",
+        problems, str(root),
     )

@@ -9,15 +9,17 @@ import zipfile
 from gan_zoo.data.download import safe_extract
 from gan_zoo.data.idc.layout import (
     IDC_TOP_FOLDER,
+    LABEL_DIRS,
+    PATIENT_RE,
+    PATIENT_RULE,
     IDCDataset,
     IDCLayoutError,
     IDCPatch,
-    LABEL_DIRS,
     is_ignorable,
     parse_idc_name,
     problem_error,
 )
-from gan_zoo.data.image_folder import check_on_error, problem_listing
+from gan_zoo.data.image_folder import check_on_error, dangling_link_reason, problem_listing
 from gan_zoo.data.splits import natural_key
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,17 @@ def _scan_folder(root, read_sizes, verify, on_error):
     return patches, problems, ignored
 
 
+def _one_patient_folder(root):
+    """True when `root` holds label folders 0/ and 1/ with images, not patients.
+
+    (Patient folders named "0" and "1" would hold label folders, not files.)
+    """
+    visible = [e for e in os.scandir(root) if not is_ignorable(e.name)]
+    if not visible or not all(e.is_dir() and e.name in LABEL_DIRS for e in visible):
+        return False
+    return any(f.is_file() for e in visible for f in os.scandir(e.path))
+
+
 def _list_patches(root):
     """Patches named by the layout (sizes unread), problems, ignored entries."""
     patches, problems, ignored = [], [], []
@@ -74,6 +87,13 @@ def _list_patches(root):
             f"{root} is empty: expected patient folders "
             "<patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png."
         )
+    root = pathlib.Path(root)
+    if _one_patient_folder(root):
+        raise IDCLayoutError(
+            f"{root} holds the label folders 0/ and 1/ of one patient, not patient "
+            f"folders: scan its parent {root.parent}.",
+            where=str(root), parent_hint=str(root.parent),
+        )
     for patient_entry in sorted(os.scandir(root), key=lambda e: e.name):
         if is_ignorable(patient_entry.name):
             ignored.append(patient_entry.path)
@@ -81,6 +101,12 @@ def _list_patches(root):
         if not patient_entry.is_dir():
             problems.append((patient_entry.path,
                              "a file where patient folders are expected"))
+            continue
+        if not PATIENT_RE.match(patient_entry.name):
+            # One line for the folder rather than one per file in it.
+            problems.append((patient_entry.path,
+                             f"patient folder name {patient_entry.name!r} is not an IDC "
+                             f"patient id: {PATIENT_RULE}"))
             continue
         for label_entry in sorted(os.scandir(patient_entry.path),
                                   key=lambda e: e.name):
@@ -95,6 +121,9 @@ def _list_patches(root):
             for f in sorted(os.scandir(label_entry.path), key=lambda e: e.name):
                 if is_ignorable(f.name):
                     ignored.append(f.path)
+                    continue
+                if f.is_symlink() and not os.path.exists(f.path):
+                    problems.append((f.path, dangling_link_reason(f.path)))
                     continue
                 if not f.is_file():
                     problems.append((f.path, "a folder inside a label folder"))
