@@ -9,6 +9,7 @@ from gan_zoo.models import semi_cgan  # noqa: F401
 from gan_zoo.models import small_cnn  # noqa: F401
 from gan_zoo.models import cigan  # noqa: F401
 from gan_zoo.models import resnet50_classifier  # noqa: F401
+from gan_zoo.models import pathology_gan  # noqa: F401
 from gan_zoo.models import cyclegan  # noqa: F401
 from gan_zoo.models import diagram  # noqa: F401
 from gan_zoo.models import resnet18_classifier  # noqa: F401
