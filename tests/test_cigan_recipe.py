@@ -1,0 +1,144 @@
+"""ciGAN's patches (lesion / lesion-free, masks with them) and recipes/cigan_ddsm.py on demo data."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_zoo.data.mammography import MammogramRecord, scan_cbis_ddsm
+from gan_zoo.data.mammography.lesion_patches import (
+    augmentation_masks,
+    borrowed_masks,
+    lesion_free_corners,
+    sample_patches,
+    tissue_mask,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("cigan_ddsm", ROOT / "recipes" / "cigan_ddsm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def mammogram(tmp_path, name, label, lesions, size=96):
+    """A bright half-disc breast with a dark hole, a separate bright marker, square lesions."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.where(np.hypot(yy - size / 2, xx) < size * 0.7, 120, 0).astype(np.uint8)
+    image[40:44, 10:14] = 10  # dark fat inside the breast: still tissue
+    image[2:6, size - 6 : size - 2] = 250  # a film marker, apart from the breast
+    mask = np.zeros((size, size), np.uint8)
+    for top, left, side in lesions:
+        mask[top : top + side, left : left + side] = 255
+        image[top : top + side, left : left + side] = 200
+    Image.fromarray(image).save(tmp_path / f"{name}.png")
+    Image.fromarray(mask).save(tmp_path / f"{name}_mask.png")
+    return MammogramRecord(str(tmp_path / f"{name}.png"), patient_id=name, label=label,
+                           mask_path=str(tmp_path / f"{name}_mask.png"))
+
+
+def test_tissue_is_the_largest_bright_component_with_holes_filled(tmp_path):
+    record = mammogram(tmp_path, "a", 1, [])
+    image = np.asarray(Image.open(record.path), np.float32) / 255
+    tissue = tissue_mask(image)
+    yy, xx = np.mgrid[0:96, 0:96]
+    np.testing.assert_array_equal(tissue, np.hypot(yy - 48, xx) < 96 * 0.7)  # the whole breast
+    assert tissue[42, 12] and image[42, 12] < 0.1  # its dark hole is filled
+    assert not tissue[3, 92] and image[3, 92] > 0.9  # the bright marker is not the breast
+
+
+def test_lesion_free_corners_match_brute_force():
+    rng = np.random.default_rng(0)
+    tissue = rng.random((20, 24)) < 0.85
+    lesions = np.zeros((20, 24), bool)
+    lesions[5:8, 9:11] = True
+    found = {tuple(c) for c in lesion_free_corners(tissue, lesions, 6, 0.75)}
+    expected = {(t, l) for t in range(15) for l in range(19)
+                if not lesions[t : t + 6, l : l + 6].any() and tissue[t : t + 6, l : l + 6].mean() > 0.75}
+    assert found == expected and found
+
+
+def test_patches_hold_their_lesion_or_enough_tissue_and_masks_travel(tmp_path):
+    records = [mammogram(tmp_path, "m", 1, [(30, 10, 8), (60, 30, 5)]),
+               mammogram(tmp_path, "b", 0, [(20, 20, 10)])]
+    patches = sample_patches(records, patch_size=32, normal_per_image=2, min_lesion_pixels=4, seed=3)
+    assert patches.images.dtype == np.uint8 and patches.images.shape[1:] == (32, 32)
+    assert patches.has_lesion.sum() == 3 and (~patches.has_lesion).sum() == 4
+    for i in range(len(patches)):
+        record = records[[r.path for r in records].index(patches.sources[i])]
+        full = np.asarray(Image.open(record.mask_path)) > 0
+        image = np.asarray(Image.open(record.path))
+        top, left = patches.corners[i]
+        np.testing.assert_array_equal(patches.masks[i], full[top : top + 32, left : left + 32])
+        np.testing.assert_array_equal(patches.images[i], image[top : top + 32, left : left + 32])
+        if patches.has_lesion[i]:
+            assert patches.labels[i] == record.label and patches.masks[i].sum() in (64, 25, 100)
+        else:
+            assert patches.labels[i] == 0 and patches.masks[i].sum() == 0
+            tissue = tissue_mask(image / 255.0)[top : top + 32, left : left + 32]
+            assert tissue.mean() > 0.75
+    again = sample_patches(records[::-1], patch_size=32, normal_per_image=2, seed=3)
+    assert {tuple(c) for c in again.corners} == {tuple(c) for c in patches.corners}  # per image
+    with pytest.raises(ValueError, match="smaller than a 128-px patch"):
+        sample_patches(records, patch_size=128)
+
+    masks, targets = augmentation_masks(patches, seed=0)
+    malignant = [patches.masks[i] for i in np.flatnonzero(patches.labels == 1)]
+    for i in range(len(patches)):
+        if patches.labels[i] == 1:  # remove its own lesion
+            assert targets[i] == 0 and np.array_equal(masks[i], patches.masks[i])
+        else:  # paint a malignant lesion with another malignant lesion's mask
+            assert targets[i] == 1 and any(np.array_equal(masks[i], m) for m in malignant)
+    lent = borrowed_masks(patches, seed=0)
+    assert all(lent[i].sum() > 0 for i in range(len(patches)))
+
+
+def test_real_cbis_ddsm_patches(shared_data):
+    records = scan_cbis_ddsm(shared_data / "cbis_ddsm_mass")[:40]
+    patches = sample_patches(records, patch_size=64, seed=0)
+    assert patches.has_lesion.sum() >= 40 and (~patches.has_lesion).sum() >= 30
+    lesion = patches.masks[patches.has_lesion].reshape(int(patches.has_lesion.sum()), -1).sum(axis=1)
+    assert lesion.min() >= 4
+    assert set(patches.patients.tolist()) <= {r.patient_id for r in records}
+
+
+@pytest.mark.slow
+def test_recipe_prints_table_1_and_saves_figure_1(tmp_path, capsys):
+    recipe = _recipe()
+    out = tmp_path / "run"
+    result = recipe.main([
+        "--out", str(out), "--patch-size", "32", "--feature-network", "domain",
+        "--backbone-weights", "none", "--pretrain-steps", "2", "--gan-steps", "4",
+        "--domain-steps", "4", "--classifier-steps", "4", "--eval-every", "2",
+        "--curriculum-every", "1", "--classifier-batch-size", "8",
+    ])
+    printed = capsys.readouterr().out
+    for row in recipe.REGIMES:
+        assert f"| {row} | " in printed
+    assert "random init (ImageNet weights unavailable)" in printed
+    assert "domain substitute" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["table1"]) == set(recipe.REGIMES)
+    assert len(metrics["delong"]) == 3
+    assert all(0 <= v["auroc"] <= 1 for v in metrics["table1"].values())
+    assert metrics["feature_network"]["kind"] == "domain_classifier"
+    assert metrics["cigan"]["steps"] >= 6 and metrics["synthetic"]["count"] == metrics["patches"]["train"]["count"]
+    assert set(metrics["patients"]) == {"train", "validation", "test"}
+    grid = np.asarray(Image.open(out / "figure1_test_patients.png"))
+    assert grid.shape[1] == 3 * 64 + 2  # original, input, synthetic (2x enlarged), 1-px gaps
+    assert (out / "cigan.weights.h5").is_file() and (out / "table1.md").is_file()
+    assert set(result["results"]) == set(recipe.REGIMES)
+
+
+def test_recipe_refuses_bad_options_before_work(tmp_path, capsys):
+    main = _recipe().main
+    assert main.command_line(["--out", str(tmp_path / "a"), "--fractions", "0.5,0.5"]) == 2
+    assert "--fractions must be three positive numbers" in capsys.readouterr().err
+    assert main.command_line(["--out", str(tmp_path / "b"), "--split", "official"]) != 0
+    assert "official split" in capsys.readouterr().err
