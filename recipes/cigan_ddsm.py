@@ -48,7 +48,7 @@ import tensorflow as tf
 
 import gan_zoo
 from gan_zoo import metrics as clinical
-from gan_zoo.cli.arguments import non_negative_int, positive_int, seed
+from gan_zoo.cli.arguments import non_negative_int, positive_float, positive_int, seed
 from gan_zoo.cli.errors import UsageError, data_problem_line
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.mammography import official_split, scan_cbis_ddsm, split_by_patient
@@ -104,11 +104,13 @@ def parse_args(argv=None):
     for option, (paper, demo) in STEP_DEFAULTS.items():
         parser.add_argument(f"--{option.replace('_', '-')}", type=non_negative_int, default=None,
                             help=f"default {paper} (demo {demo})")
-    parser.add_argument("--switch-threshold", type=float, default=0.3,
+    parser.add_argument("--switch-threshold", type=positive_float, default=0.3,
                         help="ciGAN's alternation threshold")
     parser.add_argument("--max-phase-steps", type=positive_int, default=None,
                         help="cap on the steps of one ciGAN d or g phase (not in the paper)")
     parser.add_argument("--classifier-batch-size", type=positive_int, default=32)
+    parser.add_argument("--classifier-lr", type=positive_float, default=1e-5,
+                        help="ResNet-50 Adam learning rate (the paper's 1e-5 fine-tunes ImageNet weights)")
     parser.add_argument("--gan-only", action="store_true",
                         help="train ciGAN and save its grids; no classifiers (e.g. for the notebook)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
@@ -305,7 +307,7 @@ def train_classifier(args, run, regime, patches, synthetic, weights):
     slug = {False: "none", True: "traditional"}[augment] + ("_cigan" if use_gan else "")
     keras.utils.set_random_seed(args.seed)
     model = gan_zoo.load("resnet50_classifier", image_size=args.patch_size, backbone_weights=weights,
-                         augment=augment, seed=args.seed)
+                         augment=augment, learning_rate=args.classifier_lr, seed=args.seed)
     model.compile()
     train = patches["train"]
     real = _uint8_source(train.images, train.labels, "real patches")
