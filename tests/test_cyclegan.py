@@ -303,3 +303,7 @@ def test_registry_and_benchmark_hooks():
     synthetic = gan.synthetic_batch(2, seed=0)
     assert set(synthetic) == {"a", "b"} and synthetic["a"].shape == (2, 50, 50, 3)
     assert gan.training_plan().batch_size == 1
+    # benchmarks/throughput.py's analytic count: 6 generator passes (2 on real
+    # images skip their first layer's input gradient) and 6 discriminator ones.
+    fake = {id(gan.generator_ab): (10.0, 1.0), id(gan.discriminator_a): (2.0, 0.0)}
+    assert gan.train_step_flops(lambda net: fake[id(net)]) == 2 * (9 * 10 - 2) + 2 * 4 + 4 * 4

@@ -430,18 +430,23 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         shape = (batch_size, self.image_size, self.image_size, self.channels)
         return {domain: rng.uniform(-1.0, 1.0, shape).astype("float32") for domain in ("a", "b")}
 
-    def analytic_step_flops(self, network_flops):
-        """FLOPs per example of one train step, from `network_flops(net) -> (forward, first layer)`.
+    def train_step_flops(self, network_flops):
+        """Conv FLOPs per example of one train step, for `benchmarks/throughput.py`.
 
-        G step: each generator runs three times forward (fake, reconstruction,
-        identity) and back (weights + inputs); each discriminator forward and
-        back through its input once. D step: each discriminator forward and
-        back (weights) on a real and a pooled fake image.
+        `network_flops(net) -> (forward, first layer)`. G step: each generator
+        runs forward three times (fake, reconstruction, identity), each pass
+        backpropagated to its weights and input (F + F + F), except the
+        input gradient of the first layer for the passes on real images
+        (fake and identity); each discriminator runs forward and back to its
+        input once. D step: each discriminator forward and back to its
+        weights on a real and a pooled fake image. (The profiler counts the
+        input gradients of the reflection-padded convolutions on the padded
+        size, so its total is higher.)
         """
         g_forward, g_first = network_flops(self.generator_ab)
-        d_forward, d_first = network_flops(self.discriminator_a)
-        passes = 3 if self.identity_weight > 0 else 2
-        g_step = 2 * passes * (3 * g_forward - g_first) + 2 * (2 * d_forward)
+        d_forward, _ = network_flops(self.discriminator_a)
+        passes, on_real = (3, 2) if self.identity_weight > 0 else (2, 1)
+        g_step = 2 * (passes * 3 * g_forward - on_real * g_first) + 2 * (2 * d_forward)
         d_step = 2 * 2 * (2 * d_forward)
         return g_step + d_step
 
