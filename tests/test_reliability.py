@@ -482,3 +482,59 @@ def test_dcgan_recipe_same_seed_same_run_validation_per_epoch_saved_before_evalu
     for name in grids:
         assert (tmp_path / "a" / "samples" / name).read_bytes() == (tmp_path / "b" / "samples" / name).read_bytes()
     np.testing.assert_array_equal(a.generate(4, seed=1), b.generate(4, seed=1))
+
+
+# ------------------------------------- 8.14, 8.18: damaged run folders resume
+
+
+def _image_folder(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("benign", "malignant"):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _cli_train(data, out, epochs):
+    from gan_zoo import cli
+
+    return cli.main(["train", "dcgan", "--data-dir", str(data), "--set", "image_size=16",
+                     "--set", "base_filters=2", "--set", "latent_dim=4", "--epochs", str(epochs),
+                     "--batch-size", "4", "--out", str(out)])
+
+
+def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
+    # 8.14: a kill or full disk during the append left half a line; every
+    # resume used to train to the end and then crash before writing the model.
+    import json
+
+    data, out = _image_folder(tmp_path / "data"), tmp_path / "run"
+    assert _cli_train(data, out, 1) == 0
+    log = out / "metrics.jsonl"
+    with log.open("a") as file:
+        file.write('{"epoch": 2, "d_loss": 0.6')  # the append of epoch 2, cut off
+    assert _cli_train(data, out, 2) == 0
+    assert "Dropping an incomplete line" in caplog.text
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    assert (out / "dcgan.keras").is_file()
+
+
+def test_a_garbage_state_file_resumes_from_the_weight_files(tmp_path, caplog, capsys):
+    # 8.18: the backup's weight files are intact; only state.json is garbage.
+    import json
+
+    data, out = _image_folder(tmp_path / "data"), tmp_path / "run"
+    assert _cli_train(data, out, 1) == 0
+    (out / "backup" / "state.json").write_text("\x00garbage{")
+    capsys.readouterr()
+    assert _cli_train(data, out, 2) == 0
+    assert "Ignoring the unreadable" in caplog.text and "resuming from the weight files" in caplog.text
+    assert "Resuming" in capsys.readouterr().out
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in logged] == [1, 2]  # epoch 1 was not trained again
+    assert json.loads((out / "backup" / "state.json").read_text())["completed_epochs"] == 2

@@ -31,16 +31,40 @@ from gan_zoo.models.roles import check_unit_range
 from gan_zoo.weights import ConfigInWeights
 
 
+def check_images(images, where):
+    """Refuses arrays that are not finite images in [0, 1] (ValueError)."""
+    array = check_unit_range(images, where)
+    if np.issubdtype(array.dtype, np.floating) and array.size and not np.isfinite(array).all():
+        raise ValueError(f"{where} expects float images in [0, 1]; got NaN or infinite values.")
+    return array
+
+
+def check_image_shape(shape, input_shape, where):
+    """Refuses a batch whose shape is not `[N, *input_shape[1:]]` (ValueError)."""
+    expected = tuple(input_shape[1:])
+    shape = tuple(shape)
+    if len(shape) != len(expected) + 1 or any(
+        want is not None and got != want for got, want in zip(shape[1:], expected)
+    ):
+        listed = ", ".join("?" if d is None else str(d) for d in expected)
+        raise ValueError(f"{where} expects images [N, {listed}]; got shape {shape}.")
+
+
 class UnitRangePredict:
     """Mix-in for Keras models: `predict` checks array inputs are in [0, 1].
 
-    The check is one pass over the array (min and max); datasets and
-    generators pass unchecked.
+    The check is one pass over the array (min, max, finiteness); datasets
+    and generators pass unchecked.
     """
 
     def predict(self, x, *args, **kwargs):
         if isinstance(x, np.ndarray) or ops.is_tensor(x):
-            check_unit_range(x, f"{self.name}.predict")
+            where = f"{self.name}.predict"
+            check_images(x, where)
+            check_image_shape(x.shape, self.input_shape, where)
+            if x.shape[0] == 0:
+                # Keras' predict fails on an empty batch (UnboundLocalError).
+                return np.zeros((0, *self.output_shape[1:]), np.float32)
         return super().predict(x, *args, **kwargs)
 
 
@@ -151,6 +175,22 @@ class ZooClassifier(ConfigInWeights, UnitRangePredict, keras.Model):
         if training is None:
             training = False
         return super().call(inputs, training=training, mask=mask)
+
+    def classify(self, images, batch_size=256):
+        """Class probabilities `[N, num_classes]` of float32 images in [0, 1].
+
+        The `Classifier` role's entry point: `images` is `[N, H, W, C]` or
+        one `[H, W, C]` image; 0-255 pixels, NaN and wrong shapes raise a
+        ValueError.
+        """
+        where = f"{self.name}.classify"
+        images = check_images(images, where)
+        if images.ndim == 3:
+            images = images[None]
+        check_image_shape(images.shape, self.input_shape, where)
+        if len(images) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        return super().predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
 
     # Training recipe ------------------------------------------------------
 
