@@ -28,6 +28,7 @@ calls malignant minus the mean w of the others).
         --stages 3 --epochs 4 --augment color,translation,cutout
 """
 
+import json
 import pathlib
 import sys
 import time
@@ -221,6 +222,16 @@ def build_extractor(args, run, image_size):
         extractor = KerasLayerExtractor(classifier, args.extractor_layer, weights_source=args.extractor)
         return extractor, classifier, {"kind": "saved classifier", "path": args.extractor, "id": extractor.id}
 
+    saved = run.path("extractor.keras")
+    if saved.is_file() and run.path("extractor.json").is_file():
+        # A resumed run keeps its extractor, so all its scores share one id.
+        classifier = gan_zoo.load_model(saved)
+        extractor = KerasLayerExtractor(classifier, "gap", weights_source=str(saved))
+        summary = json.loads(run.path("extractor.json").read_text())
+        if summary.get("id") != extractor.id:
+            raise ValueError(f"{saved} is not the extractor this run scored with; delete it to retrain.")
+        return extractor, classifier, summary
+
     from gan_zoo.training.classify import predict_scores, train_classifier
 
     folder = args.extractor_data or (SHARED_BREAKHIS if SHARED_BREAKHIS.is_dir() else demo_dir("histology"))
@@ -246,6 +257,7 @@ def build_extractor(args, run, image_size):
         "images": {"train": len(train), "validation": len(validation)},
         "validation_auroc": auc, "id": extractor.id,
     }
+    run.write_json("extractor.json", summary)
     print(f"Domain extractor: validation AUROC {auc:.3f} on {len(validation)} images "
           f"of {len(split['validation'])} held-out patients")
     return extractor, classifier, summary
@@ -253,8 +265,6 @@ def build_extractor(args, run, image_size):
 
 def make_evaluation(extractor, real, args, run):
     """(model, epoch) -> {"fid", "kid", "kid_std"}; appends full records to kid_fid.jsonl."""
-    import json
-
     from gan_zoo.metrics.features import extract_features
     from gan_zoo.metrics.scores import compute_scores
 

@@ -61,6 +61,10 @@ def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
     assert (out / "pathology_gan.keras").is_file() and (out / "extractor.keras").is_file()
     assert metrics["train_images_per_second"] > 0
 
+    # Reopened (e.g. to extend it), the run keeps its extractor: one id for all its scores.
+    again = recipe.main([*TINY, "--augment", "translation,cutout", "--out", str(out)])
+    assert again["extractor"] == metrics["extractor"]
+
 
 def test_recipe_data_from_hdf5_and_a_reference_folder(tmp_path, demo):
     recipe = load_recipe()
