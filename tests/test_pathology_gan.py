@@ -150,6 +150,8 @@ def test_options_are_checked_and_paper_defaults_registered():
         tiny(augment_policy="colour")
     with pytest.raises(ValueError, match="ema_decay"):
         tiny(ema_decay=1.0)
+    with pytest.raises(ValueError, match="augment_probability must be in"):
+        tiny(augment_probability=1.5)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         with pytest.raises(ValueError, match="mixed_float16"):
@@ -267,6 +269,38 @@ def test_orthogonal_regulariser_covers_conv_and_dense_kernels_outside_adain():
     assert tiny()._orthogonal_penalty(gan.discriminator) == 0.0  # off by default, as trained
     g_kernels = regularised_kernels(gan.generator)
     assert g_kernels and not any("adain" in k.path for k in g_kernels)
+
+
+def test_discriminator_sees_augmented_real_and_fake_and_g_learns_through_it():
+    gan = tiny(stages=1, attention_resolution=0, augment_policy="translation,cutout")
+    real = tf.random.stateless_uniform((4, 14, 14, 3), [1, 2])
+    seen = []
+    augment = gan.augment
+
+    def spy(images, stream):
+        out = augment(images, stream)
+        seen.append((stream, images, out))
+        return out
+
+    gan.augment = spy
+    with tf.GradientTape() as tape:
+        fake = gan._fakes(4, stream=40)
+        real_logits, fake_logits = gan._critic_pair(real, fake, stream=50)
+        loss = tf.reduce_mean(gan_zoo.losses.generator_relativistic_average(real_logits, fake_logits))
+    # One augmentation for both (the same layer, so the same p and policy),
+    # each batch with its own draws.
+    assert [s for s, _, _ in seen] == [50, 51]
+    assert seen[0][1] is real and seen[1][1] is fake
+    for _, images, out in seen:
+        assert not np.allclose(out.numpy(), images.numpy())
+        assert ((out.numpy() == 0.5).all(axis=-1)).any()  # cut out or shifted in
+    expected = gan.discriminator(tf.concat([seen[0][2], seen[1][2]], 0), training=False)
+    np.testing.assert_allclose(tf.concat([real_logits, fake_logits], 0).numpy(), expected.numpy(),
+                               rtol=1e-3, atol=1e-3)
+    # G's gradients reach it through the augmentation.
+    gradients = tape.gradient(loss, gan.generator.trainable_variables)
+    assert all(g is not None for g in gradients)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in gradients) > 0
 
 
 # Every source of randomness on: per-pixel noise (which reaches the images),

@@ -181,6 +181,9 @@ class PathologyGAN(GAN):
                "None or in [0, 1)")
         if augment_policy is not None:
             augment_policy = ",".join(parse_policy(augment_policy))
+        for name, value in (("augment_probability", augment_probability), ("augment_target", augment_target)):
+            _check(name, value, 0.0 <= float(value) <= 1.0, "in [0, 1]")
+        _check("augment_speed_images", augment_speed_images, float(augment_speed_images) > 0, "positive")
         image_size = BASE_SIZE * 2**stages
         common = dict(base_channels=int(base_channels), attention_resolution=int(attention_resolution),
                       fused_scaling=bool(fused_scaling))
