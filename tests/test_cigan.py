@@ -112,13 +112,15 @@ def test_paper_architecture(size, blocks):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("patch_size", 48, "patch_size must be a power of two"),
-    ("widths", [8, 8], "widths must hold 3 positive integers"),
-    ("boundary_weight", -1.0, r"boundary_weight must lie in \[0, inf\]"),
-    ("switch_threshold", 0.0, r"switch_threshold must lie in \(0, inf\]"),
-    ("beta_1", 1.0, r"beta_1 must lie in \[0, 1\)"),
-    ("max_phase_steps", 0, "max_phase_steps must be None or >= 1"),
-    ("feature_weights", None, "feature_weights must be 'imagenet', 'random' or a file path"),
+    ("patch_size", 48, "patch_size must be a power of two >= 8; got 48"),
+    ("widths", [8, 8], r"widths must hold 3 values for 16-px patches"),
+    ("widths", [8, 0, 8], r"widths\[1\] must be an integer >= 1; got 0"),
+    ("boundary_weight", -1.0, "boundary_weight must be a number >= 0; got -1.0"),
+    ("switch_threshold", 0.0, "switch_threshold must be a number > 0; got 0.0"),
+    ("beta_1", 1.0, r"beta_1 must be a number in \[0, 1\); got 1.0"),
+    ("max_phase_steps", 0, "max_phase_steps must be None or an integer >= 1; got 0"),
+    ("pretrain_steps", 2.5, "pretrain_steps must be an integer >= 0"),
+    ("feature_weights", None, "feature_weights must be 'imagenet', 'random' or a file path; got None"),
 ])
 def test_config_values_are_checked(features, option, value, message):
     with pytest.raises(ValueError, match=message):

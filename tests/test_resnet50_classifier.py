@@ -50,10 +50,12 @@ def test_paper_optimizer_decays_09_every_2000_steps(model):
 
 
 def test_options_are_checked():
-    with pytest.raises(ValueError, match="image_size must be at least 32"):
+    with pytest.raises(ValueError, match="image_size must be an integer >= 32; got 16"):
         ResNet50Classifier(image_size=16, backbone_weights=None)
-    with pytest.raises(ValueError, match="scale_range must be"):
+    with pytest.raises(ValueError, match=r"scale_range must be \(low, high\) with low <= high"):
         ResNet50Classifier(image_size=32, backbone_weights=None, scale_range=(1.25, 0.75))
+    with pytest.raises(ValueError, match="channels must be one of 1, 3; got 2"):
+        ResNet50Classifier(image_size=32, channels=2, backbone_weights=None)
     with pytest.raises(FileNotFoundError, match="no such ResNet-50 weights file"):
         ResNet50Classifier(image_size=32, backbone_weights="/nonexistent/resnet.h5")
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_zoo import config_checks as check
 from gan_zoo import losses as gan_losses
 from gan_zoo.layers.conditioning import LabelMaps
 from gan_zoo.models.adversarial import AdversarialModel, num_replicas, replica_id
@@ -295,47 +296,41 @@ class CIGAN(ImageTranslator, AdversarialModel):
         seed=0,
         **kwargs,
     ):
-        patch_size = int(patch_size)
+        patch_size = check.positive_int("patch_size", patch_size)
         if patch_size < 8 or patch_size & (patch_size - 1):
-            raise ValueError(f"patch_size must be a power of two >= 8, got {patch_size}.")
+            raise check.ConfigError(f"patch_size must be a power of two >= 8; got {patch_size!r}.")
         scales = generator_scales(patch_size)
-        widths = [int(w) for w in widths]
-        if len(widths) < len(scales) or min(widths) < 1:
-            raise ValueError(
-                f"widths must hold {len(scales)} positive integers for {patch_size}-px patches "
-                f"(scales {scales}), got {widths}."
+        widths = check.sequence_of(check.positive_int, "widths", widths)
+        if len(widths) < len(scales):
+            raise check.ConfigError(
+                f"widths must hold {len(scales)} values for {patch_size}-px patches (scales {scales}); "
+                f"got {list(widths)!r}."
             )
-        discriminator_widths = [int(w) for w in discriminator_widths]
-        if not discriminator_widths or min(discriminator_widths) < 1:
-            raise ValueError(
-                f"discriminator_widths must be positive integers, got {discriminator_widths}."
-            )
-        _check_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0, high_open=True)
-        for option, value in (("adversarial_weight", adversarial_weight),
-                              ("feature_weight", feature_weight), ("boundary_weight", boundary_weight)):
-            _check_range(option, value, 0.0, math.inf)
-        _check_range("boundary_sigma", boundary_sigma, 0.0, math.inf, low_open=True)
-        _check_range("switch_threshold", switch_threshold, 0.0, math.inf, low_open=True)
-        _check_range("learning_rate", learning_rate, 0.0, math.inf, low_open=True)
-        _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        _check_range("epsilon", epsilon, 0.0, math.inf, low_open=True)
-        if int(pretrain_steps) < 0:
-            raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}.")
-        if int(train_steps) < 1:
-            raise ValueError(f"train_steps must be >= 1, got {train_steps}.")
-        if max_phase_steps is not None and int(max_phase_steps) < 1:
-            raise ValueError(f"max_phase_steps must be None or >= 1, got {max_phase_steps}.")
+        discriminator_widths = check.sequence_of(check.positive_int, "discriminator_widths",
+                                                 discriminator_widths)
+        slope = check.number_in_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0, high_inclusive=False)
         if not isinstance(feature_weights, str) or not feature_weights:
-            raise ValueError(
-                "feature_weights must be 'imagenet', 'random' or a file path, "
-                f"got {feature_weights!r}."
+            raise check.ConfigError(
+                f"feature_weights must be 'imagenet', 'random' or a file path; got {feature_weights!r}."
             )
+        self.adversarial_weight = check.non_negative_number("adversarial_weight", adversarial_weight)
+        self.feature_weight = check.non_negative_number("feature_weight", feature_weight)
+        self.boundary_weight = check.non_negative_number("boundary_weight", boundary_weight)
+        self.boundary_sigma = check.positive_number("boundary_sigma", boundary_sigma)
+        self.pretrain_steps = check.non_negative_int("pretrain_steps", pretrain_steps)
+        self.train_steps = check.positive_int("train_steps", train_steps)
+        self.switch_threshold = check.positive_number("switch_threshold", switch_threshold)
+        self.max_phase_steps = check.optional(check.positive_int, "max_phase_steps", max_phase_steps)
+        self.learning_rate = check.positive_number("learning_rate", learning_rate)
+        self.beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = check.number_in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = check.positive_number("epsilon", epsilon)
+        seed = check.seed("seed", seed)
         super().__init__(
             {
                 "generator": build_generator(patch_size, widths),
                 "discriminator": build_discriminator(patch_size, discriminator_widths,
-                                                     negative_slope=float(leaky_relu_slope)),
+                                                     negative_slope=slope),
             },
             # Built when training starts (build_feature_network): inference
             # needs no feature network, and "imagenet" downloads.
@@ -345,20 +340,10 @@ class CIGAN(ImageTranslator, AdversarialModel):
             **kwargs,
         )
         self.patch_size = patch_size
-        self.widths = widths
-        self.discriminator_widths = discriminator_widths
-        self.leaky_relu_slope = float(leaky_relu_slope)
+        self.widths = list(widths)
+        self.discriminator_widths = list(discriminator_widths)
+        self.leaky_relu_slope = slope
         self.feature_weights = feature_weights
-        self.adversarial_weight = float(adversarial_weight)
-        self.feature_weight = float(feature_weight)
-        self.boundary_weight = float(boundary_weight)
-        self.boundary_sigma = float(boundary_sigma)
-        self.pretrain_steps = int(pretrain_steps)
-        self.train_steps = int(train_steps)
-        self.switch_threshold = float(switch_threshold)
-        self.max_phase_steps = None if max_phase_steps is None else int(max_phase_steps)
-        self.learning_rate = float(learning_rate)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.feature_network_info = None
         self.set_update_schedule(
             alternation_schedule(self.pretrain_steps, self.switch_threshold, self.max_phase_steps)
@@ -688,15 +673,6 @@ def _as_patch_array(array, what):
 def _float_masks(masks):
     # Integer masks mark lesions with any nonzero value (0/1 or 0/255 files).
     return (masks > 0).astype(np.float32) if masks.dtype.kind in "uib" else masks.astype(np.float32)
-
-
-def _check_range(option, value, low, high, low_open=False, high_open=False):
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high or math.isnan(value):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{option} must lie in {interval}, got {value}.")
 
 
 register_model(

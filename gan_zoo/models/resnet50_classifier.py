@@ -22,6 +22,7 @@ import warnings
 
 import keras
 
+from gan_zoo import config_checks as check
 from gan_zoo.models.classifier import ZooClassifier
 from gan_zoo.models.feature_networks import CaffeInput
 from gan_zoo.registry import register_model
@@ -105,21 +106,17 @@ class ResNet50Classifier(ZooClassifier):
     def __init__(self, image_size=256, channels=1, num_classes=2, backbone_weights="imagenet",
                  augment=True, rotation_degrees=30.0, scale_range=(0.75, 1.25), learning_rate=1e-5,
                  seed=None, weights_used=None, name="resnet50_classifier", **kwargs):
-        image_size, channels = int(image_size), int(channels)
-        if image_size < 32:
-            raise ValueError(f"image_size must be at least 32 (ResNet-50 halves it 5 times), "
-                             f"got {image_size}.")
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}.")
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-        if not 0.0 <= float(rotation_degrees) <= 180.0:
-            raise ValueError(f"rotation_degrees must lie in [0, 180], got {rotation_degrees}.")
-        low, high = (float(v) for v in scale_range)
-        if not 0.0 < low <= high:
-            raise ValueError(f"scale_range must be (low, high), 0 < low <= high, got {scale_range}.")
-        if float(learning_rate) <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}.")
+        # ResNet-50 halves the input five times: 32 px is the least.
+        image_size = check.integer_in_range("image_size", image_size, low=32)
+        channels = check.one_of("channels", channels, (1, 3))
+        num_classes = check.integer_in_range("num_classes", num_classes, low=2)
+        augment = check.boolean("augment", augment)
+        rotation_degrees = check.number_in_range("rotation_degrees", rotation_degrees, 0.0, 180.0)
+        low, high = check.sequence_of(check.positive_number, "scale_range", scale_range, length=2)
+        if low > high:
+            raise check.ConfigError(f"scale_range must be (low, high) with low <= high; got {scale_range!r}.")
+        learning_rate = check.positive_number("learning_rate", learning_rate)
+        seed = check.optional(check.seed, "seed", seed)
         backbone, used = _backbone(backbone_weights, image_size, weights_used)
 
         inputs = keras.Input((image_size, image_size, channels), name="images")
