@@ -93,7 +93,8 @@ def check_before_training(records, args):
         missing = [f"{label} ({idc.CLASS_NAMES[label]})" for label in (0, 1) if label not in labels]
         if missing:
             raise UsageError(
-                f"The {name} patients (split seed {args.split_seed}) have no patches of class "
+                f"The {'training' if name == 'train' else name} patients (split seed "
+                f"{args.split_seed}) have no patches of class "
                 f"{missing[0]}: the conditional GAN and its evaluation need both classes in "
                 "every split; use data with both classes (or another --split-seed)."
             )

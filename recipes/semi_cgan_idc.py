@@ -133,13 +133,14 @@ def check_before_training(records, labelled, baselines, args):
         baselines: {name: classifier}.
         args: the parsed options.
     """
-    for name, recs in (("labelled training", labelled), ("validation", records["validation"]),
-                       ("test", records["test"])):
+    for name, what, recs in (("training", "labelled patches", labelled),
+                             ("validation", "patches", records["validation"]),
+                             ("test", "patches", records["test"])):
         present = {r.label for r in recs}
         missing = [f"{label} ({idc.CLASS_NAMES[label]})" for label in (0, 1) if label not in present]
         if missing:
             raise UsageError(
-                f"The {name} patches have no patches of class {missing[0]}: training and "
+                f"The {name} patients have no {what} of class {missing[0]}: training and "
                 "scoring need both classes in every split (use data with both classes, "
                 "another --split-seed or a larger --labelled-fraction)."
             )
