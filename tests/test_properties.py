@@ -45,16 +45,7 @@ CLASSIFIERS = [
     ("cruz_roa_cnn", {"image_size": 32}),
     ("semi_cgan", {"width": 0.0625, "latent_dim": 8}),
     ("resnet50_classifier", {"image_size": 32, "backbone_weights": None, "augment": False}),
-    pytest.param(
-        "diagram", DIAGRAM,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="needs base change: roles.Classifier.classify passes one [H, W, C] image "
-            "to predict as H images (a wrong (H, num_classes) result) and an empty batch "
-            "to Keras' predict (UnboundLocalError); it should add the batch axis, check "
-            "the shape and return [0, num_classes] (as UnitRangeModel.predict does)",
-        ),
-    ),
+    ("diagram", DIAGRAM),
 ]
 TRANSLATORS = [
     ("cyclegan", {"image_size": 16, "generator_filters": 4, "discriminator_filters": 4,

@@ -39,6 +39,7 @@ from gan_zoo.layers.ema import ExponentialMovingAverage
 from gan_zoo.layers.noise import noise_seed_scope
 from gan_zoo.options import PRECISIONS
 from gan_zoo.schedules import UpdateSchedule
+from gan_zoo.weights import ConfigInWeights
 
 
 def set_precision(policy):
@@ -75,7 +76,7 @@ class _Untracked:
         self.items = dict(items)
 
 
-class AdversarialModel(keras.Model):
+class AdversarialModel(ConfigInWeights, keras.Model):
     """Base of the zoo's adversarial models: networks, update groups, schedules.
 
     Subclasses build their networks, pass them here by name, override
@@ -333,7 +334,16 @@ class AdversarialModel(keras.Model):
 
     def finish_step(self):
         self.step_counter.assign_add(1)
-        logs = {name: t.result() for name, t in self.trackers.items()}
+        # Keras averages a step's outputs over replicas, so each replica's
+        # running mean would weigh alike however many examples it saw:
+        # return all-reduced totals / counts, the global running means (the
+        # epoch logs, read from the synced trackers, are global already).
+        logs = {
+            name: tf.math.divide_no_nan(
+                all_reduce_sum(tf.convert_to_tensor(t.total)), all_reduce_sum(tf.convert_to_tensor(t.count))
+            )
+            for name, t in self.trackers.items()
+        }
         signals = self._signals_of_this_replica()
         for name, value in signals.items():
             logs[f"_signal/{name}"] = value

@@ -11,7 +11,6 @@ from gan_zoo.layers.conditioning import LabelMaps, OneHot
 from gan_zoo.models.gan import GAN
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import TrainingPlan
-from gan_zoo.weights import ConfigInWeights
 
 CITATION = (
     "Radford, Metz & Chintala, 'Unsupervised Representation Learning with Deep "
@@ -130,7 +129,7 @@ def build_discriminator(image_size, channels, base_filters, num_classes=0, sync_
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class DCGAN(ConfigInWeights, GAN):
+class DCGAN(GAN):
     """DCGAN (Radford et al. 2016) as used by Chi, Fang & Wang for IDC patches.
 
     The architecture follows the reference TensorFlow DCGAN the paper builds

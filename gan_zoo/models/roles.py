@@ -228,8 +228,22 @@ class Classifier:
     """
 
     def classify(self, images, batch_size=256):
-        images = check_unit_range(images, f"{type(self).__name__}.classify")
-        return self.classifier().predict(images, batch_size=batch_size, verbose=0)
+        """Class probabilities `[N, num_classes]` of float32 images in [0, 1].
+
+        `images` is `[N, H, W, C]` or one `[H, W, C]` image; 0-255 pixels,
+        NaN and wrong shapes raise a ValueError; an empty batch gives `[0, k]`.
+        """
+        from gan_zoo.models.classifier import check_image_shape, check_images
+
+        where = f"{type(self).__name__}.classify"
+        classifier = self.classifier()
+        images = check_images(images, where)
+        if images.ndim == len(classifier.input_shape) - 1:
+            images = images[None]
+        check_image_shape(images.shape, classifier.input_shape, where)
+        if len(images) == 0:
+            return np.zeros((0, *classifier.output_shape[1:]), np.float32)
+        return classifier.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
 
     def serving_endpoints(self):
         endpoints = super().serving_endpoints()

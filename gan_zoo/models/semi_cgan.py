@@ -8,13 +8,11 @@ from gan_zoo import losses
 from gan_zoo.data.splits import UNLABELLED
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
-from gan_zoo.models.adversarial import all_reduce_sum
 from gan_zoo.models.classifier import UnitRangeModel
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import LinearDecay, TrainingPlan
-from gan_zoo.weights import ConfigInWeights
 
 CITATION = (
     "Johnson, 'Detecting Invasive Ductal Carcinoma with Semi-Supervised "
@@ -111,7 +109,7 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class SemiSupervisedCGAN(ConfigInWeights, Classifier, GAN):
+class SemiSupervisedCGAN(Classifier, GAN):
     """Semi-supervised conditional GAN whose discriminator detects IDC.
 
     Johnson, "Detecting Invasive Ductal Carcinoma with Semi-Supervised
@@ -360,19 +358,6 @@ class SemiSupervisedCGAN(ConfigInWeights, Classifier, GAN):
 
         self.track(d_loss=adversarial, g_loss=g_per_example, gradient_penalty=penalty)
         return self.finish_step()
-
-    def finish_step(self):
-        # Keras averages a step's logs over replicas: each replica's running
-        # mean would weigh alike however many labelled images it saw. Log
-        # all-reduced totals / counts (global means) instead; the epoch logs,
-        # read from the synced trackers, are global means already. (A
-        # workaround for every model belongs in AdversarialModel.finish_step.)
-        logs = super().finish_step()
-        for name, tracker in self.trackers.items():
-            total = all_reduce_sum(tf.convert_to_tensor(tracker.total))
-            count = all_reduce_sum(tf.convert_to_tensor(tracker.count))
-            logs[name] = tf.math.divide_no_nan(total, count)
-        return logs
 
     # -------------------------------------------------------------- classifier
     def classifier(self):
