@@ -286,3 +286,24 @@ def test_write_errors_are_found_inside_wrapping_exceptions(capsys):
 
     with pytest.raises(FileNotFoundError):  # not a disk problem: keeps its traceback
         exit_status(bug)
+
+
+def test_a_run_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+    from gan_zoo.training.recipe import recipe_parser, start_run
+
+    def parse(argv):
+        parser = recipe_parser("demo", "", epochs=2, batch_size=4)
+        parser.add_argument("--new-option", default="raise")
+        return parser.parse_args(argv)
+
+    out = tmp_path / "run"
+    run = start_run("demo", parse(["--out", str(out)]))
+    run.close()
+    config = json.loads((out / "config.json").read_text())
+    del config["options"]["new_option"]  # as written before the option existed
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "backup").mkdir()
+    (out / "backup" / "state.json").write_text(json.dumps({"completed_epochs": 1, "weights": "x"}))
+    start_run("demo", parse(["--out", str(out)])).close()  # the default: the same run
+    with pytest.raises(ValueError, match="other options"):
+        start_run("demo", parse(["--out", str(out), "--new-option", "skip"]))

@@ -55,6 +55,17 @@ class RunFolderError(UsageError, ValueError):
     """
 
 
+class _RecipeParser(argparse.ArgumentParser):
+    """Records each option's default in the parsed namespace (`_defaults`), so
+    that reopening a run folder written before an option existed compares the
+    option with its default instead of refusing the folder."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        parsed._defaults = {a.dest: a.default for a in self._actions if a.dest != "help"}
+        return parsed, extras
+
+
 def recipe_parser(name, description, *, epochs, batch_size):
     """An argparse parser with the shared options (paper defaults given).
 
@@ -67,7 +78,7 @@ def recipe_parser(name, description, *, epochs, batch_size):
         epochs: default of `--epochs` (None: the recipe chooses later).
         batch_size: default of `--batch-size`.
     """
-    parser = argparse.ArgumentParser(
+    parser = _RecipeParser(
         prog=f"python recipes/{name}.py",
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -114,6 +125,9 @@ def _versions():
     }
 
 
+_ABSENT = object()
+
+
 def _jsonable(options):
     # A JSON round trip, so options compare equal to a reloaded config.json.
     return json.loads(json.dumps(options, default=str))
@@ -133,6 +147,7 @@ class Run:
     def __init__(self, directory, options):
         self.directory = pathlib.Path(directory)
         self.options = _jsonable(options)
+        self.defaults = {}
         self._lock = None
 
     def path(self, *parts):
@@ -374,10 +389,11 @@ def _check_options(run, checkpoints):
             f"{config_path} is not a readable run config ({error!r}); "
             "use another --out, or delete the folder to start over."
         ) from None
+    defaults = run.defaults
     changed = {
         k: (previous.get(k), v)
         for k, v in run.options.items()
-        if k not in _RESUME_IGNORES and previous.get(k) != v
+        if k not in _RESUME_IGNORES and previous.get(k, defaults.get(k, _ABSENT)) != v
     }
     if changed and checkpoints:
         raise RunFolderError(
@@ -432,9 +448,12 @@ def start_run(name, args, **extra_options):
     from gan_zoo.models.gan import set_precision
 
     options = {**vars(args), **extra_options}
+    defaults = options.pop("_defaults", {})
     if options.get("out") is None:
         options["out"] = pathlib.Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = Run(options["out"], options)
+    # Options a folder's older config.json lacks count as their defaults.
+    run.defaults = _jsonable(defaults)
     check_out_dir(run.directory, options.get("data_dir"))
     run._lock = _RunLock(run.directory / LOCK_NAME)
     _OPEN_RUNS.add(run)
