@@ -1,7 +1,10 @@
 """Train a DCGAN (Chi et al. variants v1/v2/v3) on IDC patches.
 
 Trains one class-conditional DCGAN on the training patients' 50x50 patches,
-saves sample grids (one row per class), and scores the generator downstream:
+saves sample grids (one row per class), scores its samples' KID and FID
+against the validation patients with a domain feature extractor (the small
+CNN trained on the real training patients), and scores the generator
+downstream:
 a small CNN trained on real, synthetic, and real + synthetic patches is
 evaluated on held-out test patients once, after training (threshold chosen
 on validation patients); with --eval-every N the same classifiers are scored
@@ -32,9 +35,13 @@ from gan_zoo.cli.errors import UsageError
 from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
+from gan_zoo.metrics.extractors import KerasLayerExtractor
+from gan_zoo.metrics.features import extract_features
 from gan_zoo.metrics.plots import save_loss_curves
+from gan_zoo.metrics.scores import compute_scores
 from gan_zoo.models.dcgan import VARIANTS
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
+from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.downstream import AugmentationEvaluation, load_arrays
 from gan_zoo.training.loop import train_gan
 from gan_zoo.training.recipe import idc_size_problem, recipe_main, recipe_parser, start_run
@@ -61,6 +68,12 @@ def parse_args(argv=None):
                         help="width multiplier of the downstream small CNN")
     parser.add_argument("--eval-batch-size", type=positive_int, default=64,
                         help="batch size of the downstream small CNN")
+    parser.add_argument("--kid-every", type=non_negative_int, default=0,
+                        help="epochs between KID (and FID) scores of the generator against the "
+                        "validation patients (0: only after training)")
+    parser.add_argument("--ema-half-life", type=positive_float, default=None,
+                        help="sample from an EMA of the generator with this half-life in steps "
+                        "(not in the paper; cleaner samples early in training)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="unreadable or misnamed patches are found before training: "
                         "'raise' stops naming the first, 'skip' leaves them out "
@@ -133,25 +146,55 @@ def main(argv=None):
     except ValueError as error:
         raise UsageError(f"{error} Lower --eval-batch-size or use more data.") from None
 
+    # The domain feature extractor for FID/KID: the downstream classifier
+    # trained on the real TRAINING patients; the reference is the
+    # validation patients (test patients are never scored during training).
+    extractor = KerasLayerExtractor(
+        evaluation.real_classifier(), "gap",
+        weights_source=f"small_cnn (width {args.eval_width}) trained on this run's training patients",
+    )
+    reference = extract_features(
+        arrays["validation"][0], extractor, split="validation", progress=False,
+        name=f"{data_dir} validation patients (split seed {args.split_seed})",
+    )
+    # Generated sets take the reference's class mix, so FID/KID compare
+    # tissue, not class proportions.
+    scoring = dict(labels=arrays["validation"][1], n=len(arrays["validation"][1]), seed=args.seed)
+
     # Model.
     strategy = get_strategy(args.strategy)
     with strategy.scope():
         gan = gan_zoo.load(
             "dcgan", variant=args.variant, image_size=args.image_size,
             base_filters=args.base_filters, num_classes=2, seed=args.seed,
+            ema_half_life_steps=args.ema_half_life,
         )
         gan.compile(jit_compile=args.jit)
 
-    # Per-epoch downstream scores use the VALIDATION patients only.
+    # Per-epoch downstream scores and KID use the VALIDATION patients only.
+    callbacks = []
+    if args.kid_every:
+        callbacks.append(GenerativeEvaluation(
+            reference, extractor, every_epochs=args.kid_every,
+            provenance_path=run.path("generative_metrics.jsonl"), **scoring,
+        ))
     epoch_logs = train_gan(
         gan, records["train"], run,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        size_policy=POLICY,
+        size_policy=POLICY, sample_upscale=2, callbacks=callbacks,
         evaluate=evaluation.validation_hook() if args.eval_every else None,
         evaluate_every=args.eval_every or 1,
     )
     # Saved before the evaluation, so a failing evaluation loses no training.
     gan.save(run.path("dcgan.keras"))
+
+    # Generative quality against the validation patients, with provenance.
+    fake = extract_features(gan, extractor, progress=False, name="dcgan samples", **scoring)
+    dimensions = reference.mean.shape[0]
+    generative = compute_scores(
+        reference, fake, seed=args.seed, kid_subset_size=min(1000, reference.n),
+        metrics=("kid", "fid") if reference.n > dimensions else ("kid",),
+    )
 
     # Downstream evaluation on the test patients, once.
     downstream = {**evaluation.real_baseline(), **evaluation.test_metrics(gan)}
@@ -173,6 +216,7 @@ def main(argv=None):
         "train_images_per_second_method": "train-step time of epochs after the first of each fit call",
         "wall_seconds": time.perf_counter() - started,
         "downstream_test": downstream,
+        "generative_validation": generative,
         "downstream_protocol": (
             f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, batch "
             f"{args.eval_batch_size}, trained on real / synthetic / real+synthetic train "
@@ -193,6 +237,10 @@ def main(argv=None):
     print(f"\nRun folder: {run.directory}")
     for key in ("real_auroc", "synthetic_auroc", "augmented_auroc"):
         print(f"  {key:>18}: {downstream[key]:.3f}")
+    print(f"  {'KID':>18}: {generative['kid']:.4f} +/- {generative['kid_std']:.4f} "
+          f"({fake.n} samples vs {reference.n} validation patches; domain extractor)")
+    if "fid" in generative:
+        print(f"  {'FID':>18}: {generative['fid']:.2f}")
     return metrics
 
 

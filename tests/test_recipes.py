@@ -33,8 +33,13 @@ def test_dcgan_recipe_writes_samples_metrics_and_resumes(tmp_path, demo):
     recipe = load_recipe("dcgan_idc")
     out = tmp_path / "run"
     argv = ["--epochs", "2", "--batch-size", "16", "--base-filters", "8",
-            "--eval-epochs", "1", "--eval-width", "0.25", "--out", str(out)]
+            "--eval-epochs", "1", "--eval-width", "0.25", "--kid-every", "1", "--out", str(out)]
     metrics = recipe.main(argv)
+    generative = metrics["generative_validation"]
+    assert generative["kid_std"] >= 0 and generative["provenance"]["reference_split"] == "validation"
+    assert generative["provenance"]["n_fake"] == generative["provenance"]["n_real"]
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("kid" in record for record in logged)  # scored every epoch
 
     assert metrics["epochs"] == 2 and metrics["variant"] == "v3"
     assert sorted(metrics["data"]["patients"]) == ["test", "train", "validation"]

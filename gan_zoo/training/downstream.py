@@ -102,6 +102,7 @@ class AugmentationEvaluation:
         self.seed = int(seed)
         self.criterion = criterion
         self._real = None
+        self._real_model = None
         self._check()
 
     def _check(self):
@@ -132,7 +133,9 @@ class AugmentationEvaluation:
         return model
 
     def _fit_and_score(self, images, labels, prefix):
-        model = self._fit(images, labels)
+        return self._score(self._fit(images, labels), prefix)
+
+    def _score(self, model, prefix):
         val_scores = predict_scores(model, self.validation[0], size_policy="error")
         test_scores = predict_scores(model, self.test[0], size_policy="error")
         result = evaluate_classifier(
@@ -175,10 +178,20 @@ class AugmentationEvaluation:
 
         return evaluate_on_validation
 
+    def real_classifier(self):
+        """The classifier trained on the real training images (trained once).
+
+        Also the recipes' domain feature extractor for FID/KID: it has seen
+        the training patients only.
+        """
+        if self._real_model is None:
+            self._real_model = self._fit(*self.train)
+        return self._real_model
+
     def real_baseline(self):
         """Test metrics of the classifier trained on real images only (once)."""
         if self._real is None:
-            self._real = self._fit_and_score(*self.train, "real")
+            self._real = self._score(self.real_classifier(), "real")
         return dict(self._real)
 
     def test_metrics(self, gan):
