@@ -99,7 +99,9 @@ def _init():
 def _instance_norm(name):
     # The reference's InstanceNorm2d(affine=False): per-sample, per-channel
     # statistics over H and W, no learned scale or shift.
-    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
+    return keras.layers.GroupNormalization(
+        groups=-1, epsilon=1e-5, center=False, scale=False, name=name
+    )
 
 
 def _conv(x, filters, kernel, stride, name, reflect=0, zero_pad=0, dtype=None):
@@ -287,7 +289,9 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         for option, value in (("generator_filters", generator_filters),
                               ("discriminator_filters", discriminator_filters)):
             _check(option, value, int(value) >= 1, "a positive integer")
-        blocks = default_residual_blocks(image_size) if residual_blocks is None else int(residual_blocks)
+        blocks = (
+            default_residual_blocks(image_size) if residual_blocks is None else int(residual_blocks)
+        )
         _check("residual_blocks", residual_blocks, blocks >= 1, "a positive integer or None")
         downsamplings = (
             default_downsamplings(image_size)
@@ -303,18 +307,19 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         _check("beta_1", beta_1, 0 <= float(beta_1) < 1, "in [0, 1)")
         g_filters, d_filters = int(generator_filters), int(discriminator_filters)
         networks = {
-            "generator_ab": build_generator(image_size, channels, g_filters, blocks, "generator_ab"),
-            "generator_ba": build_generator(image_size, channels, g_filters, blocks, "generator_ba"),
-            "discriminator_a": build_discriminator(image_size, channels, d_filters, downsamplings,
-                                                   "discriminator_a"),
-            "discriminator_b": build_discriminator(image_size, channels, d_filters, downsamplings,
-                                                   "discriminator_b"),
+            name: build_generator(image_size, channels, g_filters, blocks, name)
+            for name in ("generator_ab", "generator_ba")
         }
+        networks.update({
+            name: build_discriminator(image_size, channels, d_filters, downsamplings, name)
+            for name in ("discriminator_a", "discriminator_b")
+        })
         super().__init__(networks, data_range=(-1.0, 1.0), seed=seed, **kwargs)
         self.image_size, self.channels = image_size, int(channels)
         self.generator_filters, self.discriminator_filters = g_filters, d_filters
         self.residual_blocks_option, self.residual_blocks = residual_blocks, blocks
-        self.downsamplings_option, self.discriminator_downsamplings = discriminator_downsamplings, downsamplings
+        self.downsamplings_option = discriminator_downsamplings
+        self.discriminator_downsamplings = downsamplings
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.pool_size = int(pool_size)
         self.learning_rate, self.beta_1 = float(learning_rate), float(beta_1)
@@ -390,7 +395,8 @@ class CycleGAN(ImageTranslator, AdversarialModel):
             )
         else:
             found["identity_loss"] = tf.zeros_like(found["cycle_loss"])
-        found["g_loss"] = sum(found[k] for k in ("g_ab_loss", "g_ba_loss", "cycle_loss", "identity_loss"))
+        parts = ("g_ab_loss", "g_ba_loss", "cycle_loss", "identity_loss")
+        found["g_loss"] = sum(found[k] for k in parts)
         return found, fake_a, fake_b
 
     def train_step(self, data):
@@ -412,11 +418,12 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         shown_a = self.pool_a.query(fake_a, self.stream_seed(31, per_replica=False))
         shown_b = self.pool_b.query(fake_b, self.stream_seed(32, per_replica=False))
         with tf.GradientTape() as tape:
-            d_a = losses.discriminator_lsgan(
-                self.discriminator_a(real_a, training=True), self.discriminator_a(shown_a, training=True)
-            )
-            d_b = losses.discriminator_lsgan(
-                self.discriminator_b(real_b, training=True), self.discriminator_b(shown_b, training=True)
+            d_a, d_b = (
+                losses.discriminator_lsgan(critic(real, training=True), critic(shown, training=True))
+                for critic, real, shown in (
+                    (self.discriminator_a, real_a, shown_a),
+                    (self.discriminator_b, real_b, shown_b),
+                )
             )
             scaled = self.scale_loss("d", self.reduce(d_a + d_b))
         self.apply_group_gradients("d", tape, scaled)
@@ -467,7 +474,8 @@ class CycleGAN(ImageTranslator, AdversarialModel):
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
         if tuple(images.shape[1:]) != self.translation_image_shape():
             raise ValueError(
-                f"CycleGAN translates {self.translation_image_shape()} images, got {tuple(images.shape[1:])}."
+                f"CycleGAN translates {self.translation_image_shape()} images, "
+                f"got {tuple(images.shape[1:])}."
             )
         return {"direction": direction}
 
