@@ -1,12 +1,15 @@
 """Train PathologyGAN on H&E tissue tiles; score it with KID / FID; walk its latent space.
 
---data-dir is a PathologyGAN HDF5 file (train_img, and test_img as the
-reference split) or a folder of H&E images or whole slides, which is tiled
+--data-dir is a PathologyGAN HDF5 file (train_img; valid_img and test_img
+when present) or a folder of H&E images or whole slides, which is tiled
 first (224x224, 50% overlap, background dropped, training tiles in their 8
 rotations / mirrorings) with whole images (or patient folders, or BreaKHis
-slides) held out as the reference split. --reference-dir scores against a
-separate folder (or HDF5 file) instead. Without --data-dir it runs on the
-procedural demo patches (each 50x50 patch one tile, resized to the model).
+slides) held out as validation and test splits. KID / FID are computed
+every --eval-every epochs against the VALIDATION split
+(`gan_zoo.training.generative_eval.GenerativeEvaluation`) and once, after
+training, against the TEST split; --reference-dir gives a separate folder
+(or HDF5 file) as the test reference instead. Without --data-dir it runs on
+the procedural demo patches (each 50x50 patch one tile, resized).
 
 KID and FID need an image feature network. Inception-V3's ImageNet weights
 cannot be downloaded everywhere, and ImageNet features know little of
@@ -42,6 +45,7 @@ from gan_zoo.data.he import PathologyHDF5, hdf5_splits, scan_he_images, write_ti
 from gan_zoo.data.he.stream import hdf5_training_stream
 from gan_zoo.data.splits import split_by_group
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
+from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.loop import train_gan
 from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
 
@@ -72,10 +76,12 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=45, batch_size=64)
     add = parser.add_argument
     add("--reference-dir", type=pathlib.Path, default=None,
-        help="score against this folder of H&E images (or HDF5 file) instead of a held-out split")
-    add("--reference-fraction", type=fraction, default=0.25,
-        help="share of the images (patients, slides) held out as the reference split")
-    add("--split-seed", type=seed, default=0, help="seed of the reference split")
+        help="test reference: a folder of H&E images (or HDF5 file) instead of a held-out split")
+    add("--validation-fraction", type=fraction, default=0.15,
+        help="share of the images (patients, slides) held out for KID/FID during training")
+    add("--test-fraction", type=fraction, default=0.15,
+        help="share of the images held out for the final KID/FID (unless --reference-dir)")
+    add("--split-seed", type=seed, default=0, help="seed of the validation / test split")
     add("--stages", type=positive_int, default=None,
         help="generator stages: image side 7 * 2**stages (5 = 224, the paper; default 2 on the demo)")
     add("--tile-size", type=positive_int, default=None,
@@ -106,7 +112,8 @@ def parse_args(argv=None):
     add("--extractor-data", type=pathlib.Path, default=None,
         help="class folders (benign/malignant) or IDC layout for the domain extractor")
     add("--extractor-epochs", type=positive_int, default=30, help="epochs of the domain extractor")
-    add("--eval-every", type=non_negative_int, default=0, help="epochs between KID/FID (0: at the end)")
+    add("--eval-every", type=non_negative_int, default=0,
+        help="epochs between validation KID/FID (0: after the last epoch only)")
     add("--eval-samples", type=positive_int, default=1000, help="generated images per KID/FID")
     add("--eval-real", type=positive_int, default=5000, help="at most this many reference tiles")
     add("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
@@ -119,6 +126,9 @@ def parse_args(argv=None):
         parser.error(f"--extractor {args.extractor}: not 'domain', 'random-inception' or a .keras file.")
     if args.ada and not args.augment:
         parser.error("--ada tunes the augmentation probability: give --augment POLICY too.")
+    held_out = args.validation_fraction + (0 if args.reference_dir else args.test_fraction)
+    if held_out >= 1.0:
+        parser.error(f"--validation-fraction and --test-fraction leave no training images ({held_out:g}).")
     if args.overlap >= 1.0:
         parser.error(f"--overlap {args.overlap:g}: must be below 1 (tiles would not advance).")
     if args.augment:
@@ -147,44 +157,60 @@ def _is_hdf5(path):
 
 
 def prepare_data(args, run):
-    """(train HDF5, (reference HDF5, split), summary): tiles folders, checks HDF5 files."""
+    """(train HDF5, {"validation", "test"}: (HDF5, split) or None, summary).
+
+    Tiles image folders (whole groups per split), checks HDF5 files.
+    """
     data = args.data_dir or demo_dir("histology")
     tiling = dict(tile_size=args.tile_size, overlap=args.overlap, magnification=args.magnification)
     augment = () if args.no_dihedral else ("train",)
     summary = {"source": str(data)}
+    references = {"validation": None, "test": None}
     if _is_hdf5(data):
         splits = hdf5_splits(data)
         if "train" not in splits:
             raise ValueError(f"{data} has no train_img dataset.")
         if "test" not in splits and args.reference_dir is None:
             raise ValueError(f"{data} has no test_img split to score against: give --reference-dir.")
-        train_path, reference = data, (data, "test")
+        train_path = data
+        references["validation"] = (data, "valid") if "valid" in splits else None
+        references["test"] = (data, "test") if "test" in splits else None
     else:
         sources = scan_he_images(data)
         groups = sorted({s.group for s in sources})
-        holdout = set()
+        fractions = {"valid": args.validation_fraction}
         if args.reference_dir is None:
-            if len(groups) < 2:
-                raise ValueError(f"{data} holds one image group: give --reference-dir to score against.")
-            fractions = {"train": 1 - args.reference_fraction, "test": args.reference_fraction}
-            holdout = split_by_group(groups, fractions, seed=args.split_seed)["test"]
+            fractions["test"] = args.test_fraction
+        if len(groups) < len(fractions) + 1:
+            raise ValueError(f"{data} holds {len(groups)} image group(s): too few to hold out "
+                             f"{' and '.join(fractions)} images (give --reference-dir).")
+        fractions["train"] = 1.0 - sum(fractions.values())
+        held_out = split_by_group(groups, fractions, seed=args.split_seed)
+        splits = {g: split for split in ("valid", "test") for g in held_out.get(split, ())}
         train_path = run.path("data", "tiles.h5")
-        summary["tiling"] = write_tiles(
-            sources, train_path, {g: "test" for g in holdout}, augment=augment, **tiling)
-        reference = (train_path, "test")
+        summary["tiling"] = write_tiles(sources, train_path, splits, augment=augment, **tiling)
+        present = hdf5_splits(train_path)
+        references["validation"] = (train_path, "valid") if "valid" in present else None
+        references["test"] = (train_path, "test") if "test" in present else None
     if args.reference_dir is not None:
         if _is_hdf5(args.reference_dir):
-            reference = (args.reference_dir, "test")
+            references["test"] = (args.reference_dir, "test")
         else:
             path = run.path("data", "reference.h5")
             sources = scan_he_images(args.reference_dir)
             summary["reference_tiling"] = write_tiles(
                 sources, path, {s.group: "test" for s in sources}, augment=False, **tiling)
-            reference = (path, "test")
-    with PathologyHDF5(train_path, "train") as train, PathologyHDF5(*reference) as ref:
-        summary.update(train_tiles=len(train), reference_tiles=len(ref), tile_shape=list(train.image_shape),
-                       reference=f"{reference[0]}:{reference[1]}_img")
-    return train_path, reference, summary
+            references["test"] = (path, "test")
+    if references["test"] is None:
+        raise ValueError("No test tiles to score against (every held-out tile was background?).")
+    with PathologyHDF5(train_path, "train") as train:
+        summary.update(train_tiles=len(train), tile_shape=list(train.image_shape))
+    for name, reference in references.items():
+        if reference is not None:
+            with PathologyHDF5(*reference) as tiles:
+                summary[f"{name}_tiles"] = len(tiles)
+            summary[name] = f"{reference[0]}:{reference[1]}_img"
+    return train_path, references, summary
 
 
 # ----------------------------------------------------------------- extractor
@@ -263,22 +289,14 @@ def build_extractor(args, run, image_size):
     return extractor, classifier, summary
 
 
-def make_evaluation(extractor, real, args, run):
-    """(model, epoch) -> {"fid", "kid", "kid_std"}; appends full records to kid_fid.jsonl."""
+def test_scores(gan, extractor, real, args):
+    """KID and FID of the final generator against the test reference, once."""
     from gan_zoo.metrics.features import extract_features
     from gan_zoo.metrics.scores import compute_scores
 
-    def evaluate(model, epoch):
-        fake = extract_features(model, extractor, n=args.eval_samples, seed=10_000 + epoch, progress=False)
-        scores = compute_scores(real, fake, metrics=("fid", "kid"),
-                                kid_subset_size=min(1000, real.n, fake.n))
-        with open(run.path("kid_fid.jsonl"), "a") as log:
-            log.write(json.dumps({"epoch": epoch + 1, **scores}, default=str) + "\n")
-        print(f"\nepoch {epoch + 1}: FID {scores['fid']:.3f}, KID {scores['kid']:.5f} "
-              f"+- {scores['kid_std']:.5f} ({extractor.id})")
-        return {k: scores[k] for k in ("fid", "kid", "kid_std")}
-
-    return evaluate
+    fake = extract_features(gan, extractor, n=args.eval_samples, seed=123_456, progress=False)
+    metrics = ("kid", "fid") if min(real.n, fake.n) > real.mean.shape[0] else ("kid",)
+    return compute_scores(real, fake, metrics=metrics, kid_subset_size=min(1000, real.n, fake.n))
 
 
 # -------------------------------------------------------------- latent tools
@@ -322,8 +340,9 @@ def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
     started = time.perf_counter()
-    train_path, reference, data_summary = prepare_data(args, run)
-    print(f"Tiles: {data_summary['train_tiles']} training, {data_summary['reference_tiles']} reference")
+    train_path, references, data_summary = prepare_data(args, run)
+    print("Tiles: " + ", ".join(f"{data_summary[f'{k}_tiles']} {k}" for k in ("train", "validation", "test")
+                                if f"{k}_tiles" in data_summary))
 
     strategy = get_strategy(args.strategy)
     config = dict(
@@ -346,8 +365,16 @@ def main(argv=None):
     from gan_zoo.metrics.features import extract_features
 
     extractor, classifier, extractor_summary = build_extractor(args, run, size)
-    real = extract_features(reference[0], extractor, split=reference[1], n=args.eval_real, progress=False)
-    evaluation = make_evaluation(extractor, real, args, run)
+    callbacks = []
+    if references["validation"] is not None:
+        path, split = references["validation"]
+        validation = extract_features(path, extractor, split=split, n=args.eval_real, progress=False)
+        callbacks.append(GenerativeEvaluation(
+            validation, extractor, reference_split="validation", every_epochs=args.eval_every or args.epochs,
+            n=args.eval_samples, seed=10_000, provenance_path=run.path("kid_fid_validation.jsonl"),
+        ))
+    else:
+        print("No validation split: KID / FID only after training, on the test split.")
 
     def source(start_epoch, epochs):
         return hdf5_training_stream(train_path, batch_size=args.batch_size, image_size=size,
@@ -356,17 +383,22 @@ def main(argv=None):
     train_started = time.perf_counter()
     epoch_logs = train_gan(
         gan, source, run, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        evaluate=evaluation, evaluate_every=args.eval_every or args.epochs,
-        sample_upscale=max(1, 112 // size),
+        callbacks=callbacks, sample_upscale=max(1, 112 // size),
     )
     train_seconds = time.perf_counter() - train_started
     gan.save(run.path("pathology_gan.keras"))
+
+    # The test reference is scored once, after training.
+    path, split = references["test"]
+    test_real = extract_features(path, extractor, split=split, n=args.eval_real, progress=False)
+    test = test_scores(gan, extractor, test_real, args)
+    run.write_json("kid_fid_test.json", test)
     strips = latent_strips(gan, classifier, run)
 
     steady = [e for e in epoch_logs if e.get("fit_epoch", 1) > 1] or epoch_logs
     images_per_epoch = data_summary["train_tiles"] // args.batch_size * args.batch_size
-    evaluations = [{"epoch": e["epoch"], **{k[5:]: e[k] for k in e if k.startswith("eval_")}}
-                   for e in epoch_logs if "eval_fid" in e]
+    evaluations = [{"epoch": e["epoch"], **{k: e[k] for k in ("kid", "kid_std", "fid") if k in e}}
+                   for e in epoch_logs if "kid" in e]
     metrics = {
         "model": NAME,
         "config": gan.get_config(),
@@ -374,11 +406,13 @@ def main(argv=None):
         "epochs": len(epoch_logs),
         "final": {k: epoch_logs[-1][k] for k in ("d_loss", "g_loss", "gradient_penalty")
                   if k in epoch_logs[-1]},
-        "kid_fid": evaluations,
+        "kid_fid_validation": evaluations,
+        "kid_fid_test": {k: test[k] for k in ("kid", "kid_std", "fid") if k in test},
         "kid_fid_protocol": (
-            f"{args.eval_samples} generated vs {real.n} reference tiles ({data_summary['reference']}), "
-            f"features from {extractor.id}; KID subsets of {min(1000, real.n, args.eval_samples)}; "
-            "full records with provenance in kid_fid.jsonl"
+            f"{args.eval_samples} generated tiles vs the validation tiles every --eval-every epochs "
+            f"and vs {test_real.n} test tiles ({data_summary['test']}) once after training; "
+            f"features from {extractor.id}; FID only with more images than feature dimensions; "
+            "provenance in kid_fid_validation.jsonl and kid_fid_test.json"
         ),
         "extractor": extractor_summary,
         "data": data_summary,
@@ -391,7 +425,8 @@ def main(argv=None):
     run.write_metrics(metrics)
     print(f"\nRun folder: {run.directory}")
     for record in evaluations:
-        print(f"  epoch {record['epoch']}: FID {record['fid']:.3f}  KID {record['kid']:.5f}")
+        print(f"  epoch {record['epoch']}: validation KID {record['kid']:.5f}  FID {record.get('fid', float('nan')):.3f}")
+    print(f"  test: KID {test['kid']:.5f}  FID {test.get('fid', float('nan')):.3f}")
     return metrics
 
 

@@ -37,19 +37,27 @@ def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
 
     assert metrics["image_size"] == 14 and metrics["epochs"] == 2
     assert metrics["config"]["augment_policy"] == "translation,cutout"
-    # Tiled demo patches: whole patients held out as the reference split.
+    # Tiled demo patches: whole patients held out for validation and test.
     tiling = metrics["data"]["tiling"]
-    assert set(tiling["groups"]["train"]).isdisjoint(tiling["groups"]["test"])
-    assert tiling["tiles"]["train"] + tiling["tiles"]["test"] == tiling["kept_before_augmentation"]
+    groups = tiling["groups"]
+    assert set(groups) == {"train", "valid", "test"}
+    assert not set(groups["train"]) & set(groups["valid"]) and not set(groups["train"]) & set(groups["test"])
+    assert sum(tiling["tiles"].values()) == tiling["kept_before_augmentation"]
     with PathologyHDF5(out / "data" / "tiles.h5", "test") as reference:
-        assert len(reference) == metrics["data"]["reference_tiles"] > 0
+        assert len(reference) == metrics["data"]["test_tiles"] > 0
         assert reference.image_shape == (50, 50, 3)  # a demo patch is a tile
-    # KID / FID after each epoch, with the extractor that made them.
-    assert [e["epoch"] for e in metrics["kid_fid"]] == [1, 2]
-    assert all(np.isfinite(e["fid"]) and np.isfinite(e["kid"]) for e in metrics["kid_fid"])
-    records = [json.loads(line) for line in (out / "kid_fid.jsonl").read_text().splitlines()]
+    # Validation KID after each epoch (FID needs more images than the 128
+    # feature dimensions), test KID / FID once, all with one extractor.
+    assert [e["epoch"] for e in metrics["kid_fid_validation"]] == [1, 2]
+    assert all(np.isfinite(e["kid"]) for e in metrics["kid_fid_validation"])
+    assert np.isfinite(metrics["kid_fid_test"]["kid"])
+    records = [json.loads(line) for line in (out / "kid_fid_validation.jsonl").read_text().splitlines()]
     assert records[-1]["provenance"]["extractor_id"] == metrics["extractor"]["id"]
+    assert records[-1]["provenance"]["reference_split"] == "valid"  # the HDF5 split
     assert records[-1]["provenance"]["n_fake"] == 48
+    test = json.loads((out / "kid_fid_test.json").read_text())
+    assert test["provenance"]["extractor_id"] == metrics["extractor"]["id"]
+    assert test["provenance"]["n_real"] == min(64, metrics["data"]["test_tiles"])
     assert metrics["extractor"]["kind"].startswith("small_cnn")
     assert 0.0 <= metrics["extractor"]["validation_auroc"] <= 1.0
     # Samples, strips and the model.
@@ -84,10 +92,10 @@ def test_recipe_data_from_hdf5_and_a_reference_folder(tmp_path, demo):
             path.parent.mkdir(parents=True, exist_ok=True)
             return path
 
-    train, reference, summary = recipe.prepare_data(args, Run())
+    train, references, summary = recipe.prepare_data(args, Run())
     assert train == tmp_path / "train.h5"
-    assert summary["train_tiles"] == 40 and summary["reference_tiles"] == 9  # 3 x 3 tiles, no dihedral
-    assert reference[1] == "test"
+    assert summary["train_tiles"] == 40 and summary["test_tiles"] == 9  # 3 x 3 tiles, no dihedral
+    assert references["validation"] is None and references["test"][1] == "test"
     # An HDF5 file without a test split needs a reference.
     args = recipe.parse_args(["--data-dir", str(tmp_path / "train.h5")])
     with pytest.raises(ValueError, match="no test_img split"):
@@ -99,6 +107,7 @@ def test_recipe_data_from_hdf5_and_a_reference_folder(tmp_path, demo):
     (["--ada"], "--ada tunes"),
     (["--augment", "colour"], "augmentation policy"),
     (["--overlap", "1"], "must be below 1"),
+    (["--validation-fraction", "0.5", "--test-fraction", "0.5"], "leave no training images"),
     (["--extractor", "nothing.keras"], "--extractor nothing.keras"),
 ])
 def test_recipe_refuses_bad_options_before_any_work(argv, message, capsys):
