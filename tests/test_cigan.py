@@ -405,3 +405,16 @@ def test_round_trip_registry_and_bfloat16(features, tmp_path):
         np.testing.assert_array_equal(out[masks == 0], images[masks == 0])
     finally:
         keras.mixed_precision.set_global_policy(policy)
+
+
+def test_weights_load_under_other_training_options(features, tmp_path):
+    gan = tiny(features)
+    gan.save_weights(tmp_path / "g.weights.h5")
+    images, masks, _ = patches(2)
+    again = gan_zoo.load("cigan", weights=tmp_path / "g.weights.h5", **{
+        **{k: v for k, v in gan.get_config().items() if k != "name"},
+        "feature_weights": "/elsewhere/features.keras", "boundary_weight": 1.0, "switch_threshold": 0.5})
+    np.testing.assert_array_equal(again.infill(images, masks, 1), gan.infill(images, masks, 1))
+    with pytest.raises(ValueError, match="widths"):
+        gan_zoo.load("cigan", weights=tmp_path / "g.weights.h5", **{
+            **{k: v for k, v in gan.get_config().items() if k != "name"}, "widths": [8, 8, 4]})

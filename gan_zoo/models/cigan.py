@@ -230,7 +230,9 @@ class CIGAN(ImageTranslator, AdversarialModel):
     until `d_loss` drops below `switch_threshold` (0.3), then G on all
     losses until `g_adv_loss` drops below it, and so on. The watched losses
     are those of each step's global batch; the phase is saved state, so a
-    resumed run continues in the same phase. Adam 1e-4 (0.9, 0.999, 1e-8)
+    resumed run continues in the same phase. Epoch logs average each loss
+    over the steps that computed it (0 when no step of the epoch did, e.g.
+    `d_loss` during pre-training). Adam 1e-4 (0.9, 0.999, 1e-8)
     for both networks, batch 8. The masked region is filled with uniform
     noise drawn for the GLOBAL batch (each replica takes its rows), so N
     replicas train exactly as one device.
@@ -273,6 +275,11 @@ class CIGAN(ImageTranslator, AdversarialModel):
     """
 
     tracked_losses = ("d_loss", "g_adv_loss", "feature_loss", "boundary_loss", "g_loss")
+    # Training options: weights saved under other values still fit (e.g. a
+    # feature network file at another path on another machine).
+    weight_independent_options = ("feature_weights", "adversarial_weight", "feature_weight",
+                                  "boundary_weight", "boundary_sigma", "train_steps",
+                                  "switch_threshold", "max_phase_steps", "epsilon")
 
     def __init__(
         self,

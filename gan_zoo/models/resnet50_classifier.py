@@ -103,6 +103,11 @@ class ResNet50Classifier(ZooClassifier):
     >>> model.fit(stream, steps_per_epoch=1000, epochs=10)
     """
 
+    # Where the initial weights came from, and augmentation amounts: weights
+    # saved under other values still fit.
+    weight_independent_options = ("backbone_weights", "weights_used", "rotation_degrees",
+                                  "scale_range")
+
     def __init__(self, image_size=256, channels=1, num_classes=2, backbone_weights="imagenet",
                  augment=True, rotation_degrees=30.0, scale_range=(0.75, 1.25), learning_rate=1e-5,
                  seed=None, weights_used=None, name="resnet50_classifier", **kwargs):
