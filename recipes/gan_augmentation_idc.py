@@ -26,8 +26,19 @@ the output, table.md and metrics.json (`--protocol auto` then fine-tunes every
 layer: a frozen random backbone is no feature extractor). `--test-dir` scores
 the final classifiers on a separate folder of the same layout.
 
-    python recipes/gan_augmentation_idc.py            # demo data, a few minutes
-    python recipes/gan_augmentation_idc.py --data-dir ../shared/data/idc --train-patches 3716
+The defaults are the papers' (64-filter networks, 25-50 GAN epochs, batch-1
+CycleGAN, 25 classifier epochs): hours on a CPU even on the demo data. A
+quick look at the demo data (a few minutes on 2 CPU cores):
+
+    python recipes/gan_augmentation_idc.py --epochs 1 --dcgan-variants v1,v3 \
+        --cluster-variants v1 --dcgan-epochs 1 --dcgan-filters 4 --cyclegan-epochs 1 \
+        --cyclegan-filters 4 --cyclegan-batch 8 --domain-epochs 1
+
+The measured IDC run (docs/results/cyclegan.md), about 35 minutes on 2 cores:
+
+    python recipes/gan_augmentation_idc.py --data-dir ../shared/data/idc --train-patches 2400 \
+        --dcgan-variants v3 --dcgan-epochs 15 --dcgan-filters 16 --cyclegan-epochs 5 \
+        --cyclegan-filters 16 --cyclegan-batch 8 --epochs 3 --learning-rate 0.01
 """
 
 import pathlib
@@ -135,7 +146,7 @@ def train_dcgan(run, name, variant, records, args, strategy):
         gan.compile(jit_compile=args.jit)
     tic = time.perf_counter()
     logs = train_gan(gan, records, Run(run.path(name), {}), epochs=args.dcgan_epochs, batch_size=batch,
-                     seed=args.seed, size_policy=POLICY, sample_upscale=2, verbose=0)
+                     seed=args.seed, size_policy=POLICY, cache="memory", sample_upscale=2, verbose=0)
     save_loss_curves(run.path(f"{name}_losses.png"), {k: [e[k] for e in logs] for k in ("d_loss", "g_loss")})
     gan.save(run.path(f"{name}.keras"))
     return gan, {"epochs": len(logs), "seconds": time.perf_counter() - tic, "images": len(records),
