@@ -74,6 +74,7 @@ STEP_DEFAULTS = {
     "pretrain_steps": (10000, 20), "gan_steps": (100000, 80), "classifier_steps": (10000, 40),
     "eval_every": (1000, 20), "curriculum_every": (1000, 10), "domain_steps": (1500, 60),
 }
+TABLE_KEYS = ("auroc", "auroc_ci_low", "auroc_ci_high", "n", "n_positive")
 DEMO_FRACTIONS = "0.5,0.25,0.25"  # 16 demo patients: enough test patients of both classes
 
 
@@ -110,7 +111,8 @@ def parse_args(argv=None):
                         help="cap on the steps of one ciGAN d or g phase (not in the paper)")
     parser.add_argument("--classifier-batch-size", type=positive_int, default=32)
     parser.add_argument("--classifier-lr", type=positive_float, default=1e-5,
-                        help="ResNet-50 Adam learning rate (the paper's 1e-5 fine-tunes ImageNet weights)")
+                        help="ResNet-50 Adam learning rate (the paper's 1e-5 fine-tunes "
+                             "ImageNet weights)")
     parser.add_argument("--gan-only", action="store_true",
                         help="train ciGAN and save its grids; no classifiers (e.g. for the notebook)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
@@ -322,7 +324,8 @@ def train_classifier(args, run, regime, patches, synthetic, weights):
     stream = mixed_batches(real, fake, curriculum, batch_size=args.classifier_batch_size, seed=args.seed,
                            start_step=start * args.eval_every, steps=chunks * args.eval_every)
     validation = patches["validation"]
-    best = BestOnValidation(validation.unit_images(), validation.labels, run.path(f"best-{slug}.weights.h5"))
+    best = BestOnValidation(validation.unit_images(), validation.labels,
+                            run.path(f"best-{slug}.weights.h5"))
     tic = time.perf_counter()
     model.fit(stream.dataset.map(lambda b: (b["images"], b["labels"])), steps_per_epoch=args.eval_every,
               epochs=chunks, initial_epoch=start, callbacks=[best, checkpoint], verbose=2, shuffle=False)
@@ -336,11 +339,13 @@ def train_classifier(args, run, regime, patches, synthetic, weights):
 def table_one(results, comparisons):
     """The paper's Table 1 with DeLong CIs and paired p-values between rows."""
     rows = list(results)
-    header = ["Data augmentation scheme", "AUROC (95% CI)", *[f"p vs {r.split(' (')[0]}" for r in rows[:-1]]]
+    header = ["Data augmentation scheme", "AUROC (95% CI)",
+              *[f"p vs {r.split(' (')[0]}" for r in rows[:-1]]]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for i, row in enumerate(rows):
         result = results[row]
-        cells = [row, f"{result['auroc']:.3f} ({result['auroc_ci_low']:.3f}-{result['auroc_ci_high']:.3f})"]
+        interval = f"{result['auroc_ci_low']:.3f}-{result['auroc_ci_high']:.3f}"
+        cells = [row, f"{result['auroc']:.3f} ({interval})"]
         for other in rows[:-1]:
             pair = comparisons.get((row, other))
             cells.append("" if pair is None else f"{pair['p_value']:.3g}")
@@ -417,8 +422,8 @@ def main(argv=None):
         validation = patches["validation"]
         val_scores = model.predict(validation.unit_images(), batch_size=64, verbose=0)[:, 1]
         scores[regime] = model.predict(test.unit_images(), batch_size=64, verbose=0)[:, 1]
-        results[regime] = clinical.evaluate_classifier(test.labels, scores[regime], y_true_val=validation.labels,
-                                                       y_score_val=val_scores)
+        results[regime] = clinical.evaluate_classifier(
+            test.labels, scores[regime], y_true_val=validation.labels, y_score_val=val_scores)
         seconds[regime] = training[regime]["seconds"]
     rows = list(REGIMES)
     comparisons = {(a, b): _paired(test.labels, scores[a], scores[b])
@@ -429,8 +434,7 @@ def main(argv=None):
           f"ciGAN feature loss: {description}\n\n{table}\n")
     (run.directory / "table1.md").write_text(table + "\n")
     run.write_metrics({
-        "table1": {r: {k: results[r][k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "n", "n_positive")
-                       if k in results[r]} for r in rows},
+        "table1": {r: {k: results[r][k] for k in TABLE_KEYS if k in results[r]} for r in rows},
         "test_metrics": results,
         "delong": {f"{a} vs {b}": c for (a, b), c in comparisons.items()},
         "classifiers": training,

@@ -60,7 +60,8 @@ def batches(start_step, steps, batch=8):
         corner = tf.random.stateless_uniform((2,), seed + 1, 1, SIZE - 7, dtype=tf.int32)
         rows = tf.range(SIZE)[:, None]
         cols = tf.range(SIZE)[None, :]
-        inside = (rows >= corner[0]) & (rows < corner[0] + 6) & (cols >= corner[1]) & (cols < corner[1] + 6)
+        inside = ((rows >= corner[0]) & (rows < corner[0] + 6)
+                  & (cols >= corner[1]) & (cols < corner[1] + 6))
         masks = tf.tile(tf.cast(inside, tf.float32)[None, :, :, None], [batch, 1, 1, 1])
         images = tf.clip_by_value(tf.where(masks > 0, 0.9, 0.3 + noise), 0.0, 1.0)
         labels = tf.random.stateless_uniform((batch,), seed + 2, 0, 2, dtype=tf.int32)

@@ -128,7 +128,8 @@ def test_recipe_prints_table_1_and_saves_figure_1(tmp_path, capsys):
     assert len(metrics["delong"]) == 3
     assert all(0 <= v["auroc"] <= 1 for v in metrics["table1"].values())
     assert metrics["feature_network"]["kind"] == "domain_classifier"
-    assert metrics["cigan"]["steps"] >= 6 and metrics["synthetic"]["count"] == metrics["patches"]["train"]["count"]
+    assert metrics["cigan"]["steps"] >= 6
+    assert metrics["synthetic"]["count"] == metrics["patches"]["train"]["count"]
     assert set(metrics["patients"]) == {"train", "validation", "test"}
     grid = np.asarray(Image.open(out / "figure1_test_patients.png"))
     assert grid.shape[1] == 3 * 64 + 2  # original, input, synthetic (2x enlarged), 1-px gaps

@@ -315,7 +315,8 @@ class CIGAN(ImageTranslator, AdversarialModel):
             )
         discriminator_widths = check.sequence_of(check.positive_int, "discriminator_widths",
                                                  discriminator_widths)
-        slope = check.number_in_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0, high_inclusive=False)
+        slope = check.number_in_range("leaky_relu_slope", leaky_relu_slope, 0.0, 1.0,
+                                      high_inclusive=False)
         if not isinstance(feature_weights, str) or not feature_weights:
             raise check.ConfigError(
                 f"feature_weights must be 'imagenet', 'random' or a file path; got {feature_weights!r}."

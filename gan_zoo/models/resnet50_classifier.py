@@ -119,7 +119,8 @@ class ResNet50Classifier(ZooClassifier):
         rotation_degrees = check.number_in_range("rotation_degrees", rotation_degrees, 0.0, 180.0)
         low, high = check.sequence_of(check.positive_number, "scale_range", scale_range, length=2)
         if low > high:
-            raise check.ConfigError(f"scale_range must be (low, high) with low <= high; got {scale_range!r}.")
+            raise check.ConfigError(
+                f"scale_range must be (low, high) with low <= high; got {scale_range!r}.")
         learning_rate = check.positive_number("learning_rate", learning_rate)
         seed = check.optional(check.seed, "seed", seed)
         backbone, used = _backbone(backbone_weights, image_size, weights_used)
