@@ -117,6 +117,9 @@ def test_protocols_train_the_head_or_everything(protocol):
         assert len(model.trainable_weights) > 40 and all(changed[:3])
     with pytest.raises(ValueError, match="protocol"):
         transfer.set_protocol(model.backbone, "partial")
+    # The benchmark's analytic count: a frozen backbone is only run forward.
+    flops = model.train_step_flops(lambda network: (1000.0, 10.0))
+    assert flops == (1000 + 2 * 512 * 2 if protocol == "frozen" else 1000 + 1000 + 990)
 
 
 def test_perturbations_run_in_training_only(model):

@@ -333,6 +333,19 @@ class TransferClassifier(ZooClassifier):
         """SGD with momentum 0.9 (the PyTorch transfer-learning tutorial's)."""
         return keras.optimizers.SGD(self.learning_rate, momentum=0.9)
 
+    def train_step_flops(self, network_flops):
+        """Conv/dense FLOPs per example of one train step (`benchmarks/throughput.py`).
+
+        `network_flops(net) -> (forward, first layer)`. Full fine-tuning:
+        forward, weight gradients and input gradients of every layer but the
+        first. Frozen: forward, then only the head's weight gradients.
+        """
+        forward, first = network_flops(self)
+        if self.protocol == "full":
+            return forward + forward + (forward - first)
+        head = self.get_layer("head")
+        return forward + 2 * int(head.kernel.shape[0]) * int(head.kernel.shape[1])
+
     def get_config(self):
         config = super().get_config()
         config.update({
