@@ -72,11 +72,16 @@ PAPER_ROWS = (  # Table 1 of Shams et al. 2018 (accuracy, AUC in %)
     ("DiaGRAM without GAN (paper, Fig. 3)", "DDSM", "n/a", "85.5"),
 )
 # Demo defaults: small images and widths, so the demo takes minutes on a CPU.
-DEMO = {"image_size": 64, "width": 0.25, "epochs": 6, "folds": 3, "patch_copies": 4}
+DEMO = {"image_size": 64, "width": 0.25, "epochs": 30, "folds": 3, "patch_copies": 4,
+        "batch_size": 8}
+# Defaults on real data: the paper's 5 folds and 32 px patches; 256 px whole
+# images, full widths, 30 epochs and batch 16 are documented choices.
+REAL = {"image_size": 256, "width": 1.0, "epochs": 30, "folds": 5, "patch_copies": 8,
+        "batch_size": 16}
 
 
 def parse_args(argv=None):
-    parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=16)
+    parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=None)
     parser.add_argument("--source-dir", type=str, default=None,
                         help="CBIS-DDSM folder (PNG layout or TCIA release); absent = demo data")
     parser.add_argument("--target-dir", type=str, default=None,
@@ -111,8 +116,7 @@ def parse_args(argv=None):
     demo = args.source_dir is None
     for key, value in DEMO.items():
         if getattr(args, key) is None:
-            setattr(args, key, value if demo else {"image_size": 256, "width": 1.0, "epochs": 30,
-                                                     "folds": 5, "patch_copies": 8}[key])
+            setattr(args, key, value if demo else REAL[key])
     unknown = sorted(set(args.models.split(",")) - set(MODELS))
     if unknown or not args.models:
         parser.error(f"--models: unknown {unknown}; choose from {MODELS}")
@@ -209,6 +213,11 @@ class Trainers:
         path.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=epochs, shuffle=False,
                  verbose=0)
         return path.get_weights()
+
+    def patch_scores(self, kind, patches):
+        """P(class 1) of [0, 1] ROI patches under D of the model `kind` just trained."""
+        model = self._adversarial(kind)[0]
+        return model.patch_classifier().predict(patches, batch_size=256, verbose=0)[:, 1]
 
     def scores(self, weights, images):
         """P(class 1) of [0, 1] whole images under path `weights`."""
@@ -366,9 +375,15 @@ def main(argv=None):
         val = whole.select(patients(validation))
         val_scores = trainers.scores(weights, val.images)
         test_scores = trainers.scores(weights, test_whole.images)
-        return weights, {"metrics": evaluate(test_whole.labels, test_scores, val.labels, val_scores),
-                         "labels": test_whole.labels.tolist(), "scores": test_scores.tolist(),
-                         "test_patients": len(set(test_whole.patients))}
+        result = {"metrics": evaluate(test_whole.labels, test_scores, val.labels, val_scores),
+                  "labels": test_whole.labels.tolist(), "scores": test_scores.tolist(),
+                  "test_patients": len(set(test_whole.patients))}
+        test_patches = rois.select(patients(test))
+        if kind != "plain_cnn" and len(set(test_patches.labels.tolist())) == 2:
+            # D's class units on the test patients' ROI patches (all copies).
+            scores = trainers.patch_scores(kind, test_patches.images)
+            result["patch_auroc"] = clinical.binary_metrics(test_patches.labels, scores)["auroc"]
+        return weights, result
 
     # Source: cross-validation by patient (or the official split).
     source_results = {m: [] for m in models}
@@ -430,6 +445,14 @@ def main(argv=None):
     source_name = "demo source" if demo else "CBIS-DDSM"
     target_name = "demo target" if (demo and args.target_dir is None) else target_format
     summaries = {"source": {m: summarise([u["metrics"] for u in source_results[m]]) for m in models}}
+    for m in models:
+        patch = [u["patch_auroc"] for u in source_results[m] if "patch_auroc" in u]
+        if patch:
+            summaries["source"][m]["patch_auroc"] = {
+                "mean": float(np.mean(patch)), "folds": patch,
+                "std": float(np.std(patch, ddof=1)) if len(patch) > 1 else 0.0}
+            print(f"{m}: ROI-patch AUROC (D's class units, test patients) "
+                  f"{_pm(summaries['source'][m], 'patch_auroc')} %")
     rows = [(m, source_name, summaries["source"][m]) for m in models]
     curves = {"source": {m: (np.concatenate([u["labels"] for u in source_results[m]]),
                              np.concatenate([u["scores"] for u in source_results[m]])) for m in models}}

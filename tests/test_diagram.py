@@ -201,6 +201,8 @@ def test_config_is_checked_and_registered():
         tiny(extended_strides=(3, 1, 1, 1, 1, 1))
     with pytest.raises(ConfigError, match="feature_filters must be a sequence of 4 values"):
         tiny(feature_filters=(4, 4, 8))
+    with pytest.raises(ConfigError, match="extended_pooling must be one of"):
+        tiny(extended_pooling="median")
     with pytest.raises(ConfigError, match="k must be an integer >= 1"):
         tiny(k=0)
     model = gan_zoo.load("diagram", **TINY, use_gan=False)
@@ -231,3 +233,12 @@ def test_tiny_diagram_learns_a_whole_image_task():
     scores = model.classify((images(64, 32, test_labels) + 1) / 2)[:, 1]
     auroc = binary_metrics(test_labels, scores)["auroc"]
     assert auroc > 0.9, auroc
+
+
+def test_patch_classifier_shares_d_and_f():
+    model = tiny()
+    patches = np.random.default_rng(1).uniform(0, 1, (3, 16, 16, 1)).astype("float32")
+    probabilities = model.patch_classifier().predict(patches, verbose=0)
+    logits = model.discriminator(model.features(patches * 2 - 1))[:, :2]
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-6)
+    assert tiny(use_gan=False).patch_classifier().output_shape == (None, 2)

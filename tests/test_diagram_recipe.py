@@ -42,6 +42,9 @@ def test_recipe_cross_validates_transfers_and_resumes(recipe, folders, tmp_path)
         for stats in summaries[part].values():
             assert len(stats["auroc"]["folds"]) == 2
             assert 0.0 <= stats["accuracy"]["mean"] <= 1.0
+    for kind in ("diagram", "no_gan"):  # the patch (mass) classifier of D, per fold
+        assert len(summaries["source"][kind]["patch_auroc"]["folds"]) == 2
+    assert "patch_auroc" not in summaries["source"]["plain_cnn"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["source_patients"] == 8 and metrics["data"]["target_patients"] == 6
     assert set(metrics["test_dir"]) == set(models)

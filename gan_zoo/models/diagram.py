@@ -89,13 +89,21 @@ def _residual_block(x, width, stride, name):
     return keras.layers.ReLU(name=f"{name}_relu2")(y)
 
 
-def build_extended(feature_channels, num_classes, filters, strides):
-    """E: six residual blocks on F's whole-image maps, global pooling, dense logits."""
+POOLINGS = ("average", "max")
+
+
+def build_extended(feature_channels, num_classes, filters, strides, pooling="average"):
+    """E: six residual blocks on F's whole-image maps, global pooling, dense logits.
+
+    `pooling="max"` keeps the strongest local evidence (a small lesion in a
+    large image), "average" (He et al.'s ResNet) the mean over the image.
+    """
     features = keras.Input((None, None, feature_channels), name="image_features")
     x = features
     for index, (width, stride) in enumerate(zip(filters, strides), start=1):
         x = _residual_block(x, width, stride, f"block{index}")
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    pool = keras.layers.GlobalMaxPooling2D if pooling == "max" else keras.layers.GlobalAveragePooling2D
+    x = pool(name="pool")(x)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(features, logits, name="extended")
 
@@ -175,6 +183,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         feature_kernel_size: kernel of F's convolutions.
         extended_filters: widths of E's six residual blocks.
         extended_strides: strides (1 or 2) of E's six blocks.
+        extended_pooling: E's global pooling before the output layer,
+            "average" (He et al.) or "max" (the strongest local evidence).
         generator_filters: widths of G's dense map and first three
             transposed convolutions.
         generator_kernel_size: kernel of G's transposed convolutions.
@@ -208,6 +218,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         feature_kernel_size=5,
         extended_filters=(256, 256, 256, 256, 256, 256),
         extended_strides=(1, 2, 1, 2, 1, 1),
+        extended_pooling="average",
         generator_filters=(256, 128, 64, 32),
         generator_kernel_size=5,
         learning_rate=1e-4,
@@ -231,6 +242,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         self.extended_strides = check.sequence_of(
             lambda name, v: check.integer_in_range(name, v, 1, 2), "extended_strides",
             extended_strides, length=6)
+        self.extended_pooling = check.one_of("extended_pooling", extended_pooling, POOLINGS)
         self.generator_filters = check.sequence_of(check.positive_int, "generator_filters",
                                                    generator_filters, length=4)
         self.generator_kernel_size = check.positive_int("generator_kernel_size", generator_kernel_size)
@@ -265,8 +277,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
                 del self.trackers[name]
 
     def _build_extended(self, num_classes):
-        return build_extended(self.feature_filters[-1], num_classes,
-                              self.extended_filters, self.extended_strides)
+        return build_extended(self.feature_filters[-1], num_classes, self.extended_filters,
+                              self.extended_strides, self.extended_pooling)
 
     # -------------------------------------------------------------- groups
     def update_groups(self):
@@ -351,6 +363,19 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
     def classifier(self):
         """F + E on [0, 1] whole images -> probabilities, sharing this model's weights."""
         return _path_model(self.features, self.extended, self.image_size, "diagram_classifier")
+
+    def patch_classifier(self):
+        """F + D's class units on [0, 1] ROI patches -> probabilities (shared weights).
+
+        The patch (mass) classifier the multi-task training also learns.
+        """
+        patches = keras.Input((self.patch_size, self.patch_size, 1), name="patches")
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_model_range")(patches)
+        logits = self.discriminator(self.features(x))
+        class_logits = keras.layers.Lambda(lambda t: t[:, : self.num_classes], name="class_units")(logits) \
+            if self.use_gan else logits
+        probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(class_logits)
+        return keras.Model(patches, probabilities, name="diagram_patch_classifier")
 
     def classification_path(self):
         """A COPY of F + E as a plain Keras model ([0, 1] images -> probabilities).
@@ -450,6 +475,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
             "feature_kernel_size": self.feature_kernel_size,
             "extended_filters": list(self.extended_filters),
             "extended_strides": list(self.extended_strides),
+            "extended_pooling": self.extended_pooling,
             "generator_filters": list(self.generator_filters),
             "generator_kernel_size": self.generator_kernel_size,
             "learning_rate": self.learning_rate,
@@ -485,6 +511,7 @@ register_model(
         "feature_kernel_size": 5,
         "extended_filters": (256, 256, 256, 256, 256, 256),
         "extended_strides": (1, 2, 1, 2, 1, 1),
+        "extended_pooling": "average",
         "generator_filters": (256, 128, 64, 32),
         "generator_kernel_size": 5,
         "learning_rate": 1e-4,
