@@ -14,9 +14,10 @@ the procedural demo patches (each 50x50 patch one tile, resized).
 KID and FID need an image feature network. Inception-V3's ImageNet weights
 cannot be downloaded everywhere, and ImageNet features know little of
 tissue, so by default the recipe trains a domain extractor: the zoo's
-small_cnn as a benign-vs-malignant classifier on --extractor-data (BreaKHis
-224 crops when ../shared/data is present, else the demo's IDC classes),
-split by patient, and uses its pooled features ("gap"). The scores are
+small_cnn as a tumour classifier on --extractor-data (when ../shared/data is
+present the IDC patches, no-IDC vs IDC, else BreaKHis 224 crops, benign vs
+malignant, else the demo's classes), split 70/30 by patient, and uses its
+pooled features ("gap"). The scores are
 therefore comparable between runs with the same extractor id (recorded with
 every score), not with the paper's Inception FID. --extractor PATH uses a
 saved classifier instead; --extractor random-inception an UNTRAINED
@@ -32,6 +33,7 @@ calls malignant minus the mean w of the others).
 """
 
 import json
+import math
 import pathlib
 import sys
 import time
@@ -57,6 +59,7 @@ DEMO_WIDTHS = {"latent_dim": 32, "base_channels": 8, "initial_channels": 32, "de
 DEMO_PATCH = 50  # the demo's IDC-like patches are the tiles (resized to the model)
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_BREAKHIS = SHARED_DATA / "he_tiles" / "breakhis_224"
+SHARED_IDC = SHARED_DATA / "idc"
 
 
 def probability(text):
@@ -111,7 +114,8 @@ def parse_args(argv=None):
     add("--extractor-layer", default="gap", help="layer of a saved classifier giving the features")
     add("--extractor-data", type=pathlib.Path, default=None,
         help="class folders (benign/malignant) or IDC layout for the domain extractor")
-    add("--extractor-epochs", type=positive_int, default=30, help="epochs of the domain extractor")
+    add("--extractor-steps", type=positive_int, default=600,
+        help="training steps (batches of 32) of the domain extractor, rounded up to whole epochs")
     add("--eval-every", type=non_negative_int, default=0,
         help="epochs between validation KID/FID (0: after the last epoch only)")
     add("--eval-samples", type=positive_int, default=1000, help="generated images per KID/FID")
@@ -235,6 +239,14 @@ def _domain_records(folder):
     return records, scanned.class_names
 
 
+def default_extractor_data():
+    """IDC (230 patients) when ../shared/data has it, else BreaKHis 224 crops, else the demo."""
+    for folder in (SHARED_IDC, SHARED_BREAKHIS):
+        if folder.is_dir():
+            return folder
+    return demo_dir("histology")
+
+
 def build_extractor(args, run, image_size):
     """(feature extractor, classifier or None, summary)."""
     from gan_zoo.metrics import delong
@@ -260,7 +272,7 @@ def build_extractor(args, run, image_size):
 
     from gan_zoo.training.classify import predict_scores, train_classifier
 
-    folder = args.extractor_data or (SHARED_BREAKHIS if SHARED_BREAKHIS.is_dir() else demo_dir("histology"))
+    folder = args.extractor_data or (default_extractor_data() if args.data_dir else demo_dir("histology"))
     records, class_names = _domain_records(folder)
     groups = [r.group for r in records]
     split = split_by_group(groups, {"train": 0.7, "validation": 0.3}, seed=args.split_seed,
@@ -269,7 +281,8 @@ def build_extractor(args, run, image_size):
     validation = [r for r in records if r.group in split["validation"]]
     classifier = gan_zoo.load("small_cnn", image_size=image_size, width=0.5, seed=args.seed)
     batch = min(32, len(train))
-    train_classifier(classifier, train, epochs=args.extractor_epochs, batch_size=batch,
+    epochs = math.ceil(args.extractor_steps / (len(train) // batch))
+    train_classifier(classifier, train, epochs=epochs, batch_size=batch,
                      size_policy="resize", seed=args.seed, verbose=0)
     scores = predict_scores(classifier, validation, size_policy="resize")
     labels = np.array([r.label for r in validation])
@@ -278,7 +291,7 @@ def build_extractor(args, run, image_size):
     extractor = KerasLayerExtractor(classifier, "gap", weights_source=str(run.path("extractor.keras")))
     summary = {
         "kind": f"small_cnn (width 0.5, {image_size} px) trained {class_names[0]} vs {class_names[1]}",
-        "data": str(folder), "classes": list(class_names), "epochs": args.extractor_epochs,
+        "data": str(folder), "classes": list(class_names), "epochs": epochs, "batch_size": batch,
         "patients": {"train": len(split["train"]), "validation": len(split["validation"])},
         "images": {"train": len(train), "validation": len(validation)},
         "validation_auroc": auc, "id": extractor.id,
@@ -380,12 +393,10 @@ def main(argv=None):
         return hdf5_training_stream(train_path, batch_size=args.batch_size, image_size=size,
                                     seed=args.seed, start_epoch=start_epoch, epochs=epochs)
 
-    train_started = time.perf_counter()
     epoch_logs = train_gan(
         gan, source, run, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         callbacks=callbacks, sample_upscale=max(1, 112 // size),
     )
-    train_seconds = time.perf_counter() - train_started
     gan.save(run.path("pathology_gan.keras"))
 
     # The test reference is scored once, after training.
@@ -417,8 +428,11 @@ def main(argv=None):
         "extractor": extractor_summary,
         "data": data_summary,
         "train_images_per_second": float(np.mean([images_per_epoch / e["train_seconds"] for e in steady])),
-        "train_seconds": train_seconds,
-        "wall_seconds": time.perf_counter() - started,
+        # Every epoch's, also those of earlier invocations of a resumed run
+        # (each includes its evaluations and sample grid).
+        "epoch_seconds": [round(e["seconds"], 1) for e in epoch_logs],
+        "train_seconds": float(sum(e["seconds"] for e in epoch_logs)),
+        "wall_seconds_this_invocation": time.perf_counter() - started,
         "samples": sorted(str(p) for p in run.path("samples").glob("*.png")),
         "latent_strips": strips,
     }

@@ -27,7 +27,7 @@ def demo(tmp_path_factory, monkeypatch):
 
 TINY = ["--stages", "1", "--epochs", "2", "--batch-size", "32", "--n-critic", "1", "--no-dihedral",
         "--latent-dim", "8", "--base-channels", "4", "--initial-channels", "8", "--dense-units", "16",
-        "--extractor-epochs", "1", "--eval-samples", "48", "--eval-real", "64", "--eval-every", "1"]
+        "--extractor-steps", "5", "--eval-samples", "48", "--eval-real", "64", "--eval-every", "1"]
 
 
 def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
