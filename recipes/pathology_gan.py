@@ -318,11 +318,13 @@ def latent_strips(gan, classifier, run, steps=8):
     from gan_zoo.models import latent_tools
 
     z = gan.latent(8, seed=2024)
+    upscale = max(1, 112 // gan.image_size)
     pairs = [(z[i], z[i + 1]) for i in range(0, 8, 2)]
     out = {}
     for space, walk in (("z", latent_tools.interpolate_z), ("w", latent_tools.interpolate_w)):
         strips = [walk(gan, a, b, steps) for a, b in pairs]
-        out[f"interpolation_{space}"] = str(latent_tools.save_strips(run.path(f"interpolation_{space}.png"), strips))
+        path = latent_tools.save_strips(run.path(f"interpolation_{space}.png"), strips, upscale)
+        out[f"interpolation_{space}"] = str(path)
     if classifier is None:
         return out
     probabilities = []
@@ -342,7 +344,7 @@ def latent_strips(gan, classifier, run, steps=8):
             gan, lambda x: np.asarray(classifier.predict(x, verbose=0))[:, 1] > threshold, n=256, seed=7)
         rule = f"P(class 1) > its median {threshold:.3f}"
     strips = latent_tools.vector_strips(gan, gan.map_latent(z[:4]), vector["vector"])
-    out["w_vector"] = str(latent_tools.save_strips(run.path("w_vector_class1.png"), strips))
+    out["w_vector"] = str(latent_tools.save_strips(run.path("w_vector_class1.png"), strips, upscale))
     out["w_vector_rule"] = f"{rule}: {vector['with']} with, {vector['without']} without"
     return out
 

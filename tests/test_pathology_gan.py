@@ -411,7 +411,9 @@ def test_save_load_export_and_latent_tools(tmp_path):
     strips = latent_tools.vector_strips(gan, w[:2], vector["vector"], scales=(-1.0, 0.0, 1.0))
     assert strips.shape == (2, 3, 14, 14, 3)
     np.testing.assert_allclose(strips[:, 1], images[:2], atol=1e-5)
-    out = latent_tools.save_strips(tmp_path / "strips.png", strips)
-    assert out.exists()
+    out = latent_tools.save_strips(tmp_path / "strips.png", strips, upscale=2)
+    from PIL import Image
+
+    assert Image.open(out).size == (3 * 29 - 1, 2 * 29 - 1)  # 28 px tiles, 1 px gaps
     with pytest.raises(ValueError, match="both groups"):
         latent_tools.attribute_vector(gan, lambda b: np.ones(len(b), bool), n=8)

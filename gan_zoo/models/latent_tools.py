@@ -93,12 +93,20 @@ def vector_strips(model, w, vector, scales=(-2.0, -1.0, 0.0, 1.0, 2.0), seed=0):
     return images.reshape((len(w), len(scales)) + images.shape[1:])
 
 
-def save_strips(path, strips):
-    """Writes strips `[rows, steps, H, W, C]` (or one `[steps, H, W, C]`) as one PNG."""
+def save_strips(path, strips, upscale=1):
+    """Writes strips `[rows, steps, H, W, C]` (or one `[steps, H, W, C]`) as one PNG.
+
+    Args:
+        path: the PNG to write.
+        strips: images in [0, 1].
+        upscale: nearest-neighbour magnification (small tiles are hard to see).
+    """
     strips = np.asarray(strips, np.float32)
     if strips.ndim == 4:
         strips = strips[None]
     if strips.ndim != 5:
         raise ValueError(f"strips must be [rows, steps, H, W, C], got shape {strips.shape}.")
+    if int(upscale) > 1:
+        strips = np.repeat(np.repeat(strips, int(upscale), axis=2), int(upscale), axis=3)
     rows = strips.shape[0]
     return save_image_grid(path, strips.reshape((-1,) + strips.shape[2:]), rows)
