@@ -12,8 +12,8 @@ the global batch size, so that summing gradients over replicas under
 Discriminator losses taking both `real_logits` and `fake_logits` add the two
 per-example terms, so both batches must have the same size.
 
-    >>> d_loss = tf.nn.compute_average_loss(discriminator_hinge(real, fake))
-    >>> g_loss = tf.nn.compute_average_loss(generator_hinge(fake))
+    >>> d_loss = tf.nn.compute_average_loss(discriminator_lsgan(real, fake))
+    >>> g_loss = tf.nn.compute_average_loss(generator_lsgan(fake))
 """
 
 import tensorflow as tf
@@ -114,82 +114,6 @@ def generator_lsgan(fake_logits):
     ICCV 2017, arXiv:1611.04076.
     """
     return _per_example(tf.square(_float32(fake_logits) - 1.0))
-
-
-# Hinge ---------------------------------------------------------------------
-
-
-def discriminator_hinge(real_logits, fake_logits):
-    """Hinge discriminator loss: relu(1 - D(x)) + relu(1 + D(G(z))).
-
-    Args:
-        real_logits: discriminator outputs on real data, `[B, ...]`.
-        fake_logits: discriminator outputs on generated data, `[B, ...]`.
-
-    Returns:
-        Per-example loss, float32 `[B]`.
-
-    References: Lim & Ye, "Geometric GAN", arXiv:1705.02894 (2017);
-    Miyato et al., "Spectral Normalization for Generative Adversarial
-    Networks", ICLR 2018, arXiv:1802.05957.
-    """
-    real_logits, fake_logits = _float32(real_logits), _float32(fake_logits)
-    return _per_example(tf.nn.relu(1.0 - real_logits)) + _per_example(
-        tf.nn.relu(1.0 + fake_logits)
-    )
-
-
-def generator_hinge(fake_logits):
-    """Hinge generator loss: -D(G(z)).
-
-    Args:
-        fake_logits: discriminator outputs on generated data, `[B, ...]`.
-
-    Returns:
-        Per-example loss, float32 `[B]`.
-
-    References: Lim & Ye, "Geometric GAN", arXiv:1705.02894 (2017);
-    Miyato et al., ICLR 2018, arXiv:1802.05957.
-    """
-    return -_per_example(_float32(fake_logits))
-
-
-# Wasserstein ---------------------------------------------------------------
-
-
-def discriminator_wasserstein(real_logits, fake_logits):
-    """Wasserstein critic loss: D(G(z)) - D(x).
-
-    Combine with a Lipschitz constraint: weight clipping (the paper),
-    `gradient_penalty` or spectral normalization.
-
-    Args:
-        real_logits: critic outputs on real data, `[B, ...]`.
-        fake_logits: critic outputs on generated data, `[B, ...]`.
-
-    Returns:
-        Per-example loss, float32 `[B]`.
-
-    Reference: Arjovsky, Chintala & Bottou, "Wasserstein Generative
-    Adversarial Networks", ICML 2017, arXiv:1701.07875.
-    """
-    real_logits, fake_logits = _float32(real_logits), _float32(fake_logits)
-    return _per_example(fake_logits) - _per_example(real_logits)
-
-
-def generator_wasserstein(fake_logits):
-    """Wasserstein generator loss: -D(G(z)).
-
-    Args:
-        fake_logits: critic outputs on generated data, `[B, ...]`.
-
-    Returns:
-        Per-example loss, float32 `[B]`.
-
-    Reference: Arjovsky, Chintala & Bottou, "Wasserstein Generative
-    Adversarial Networks", ICML 2017, arXiv:1701.07875.
-    """
-    return -_per_example(_float32(fake_logits))
 
 
 # Relativistic average standard GAN -----------------------------------------
@@ -331,24 +255,3 @@ def gradient_penalty(
     gradients = _input_gradients(critic_fn, interpolates, loss_scale)
     norm = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=1) + epsilon)
     return tf.square(norm - target)
-
-
-def r1_penalty(critic_fn, real):
-    """R1 penalty per sample: `||grad C(x)||_2^2` at real data.
-
-    The regulariser is `gamma / 2 * E[||grad C(x)||^2]`: multiply by
-    `gamma / 2` at the call site. Call inside the critic's `GradientTape`.
-
-    Args:
-        critic_fn: callable `[B, ...] -> [B, ...]`, e.g.
-            `lambda x: critic(x, training=True)`.
-        real: real batch, `[B, ...]`.
-
-    Returns:
-        Per-sample squared gradient norm, float32 `[B]`.
-
-    Reference: Mescheder, Geiger & Nowozin, "Which Training Methods for GANs
-    do actually Converge?", ICML 2018, arXiv:1801.04406.
-    """
-    gradients = _input_gradients(critic_fn, _float32(real))
-    return tf.reduce_sum(tf.square(gradients), axis=1)

@@ -7,11 +7,12 @@ import tensorflow as tf
 from PIL import Image
 
 from gan_zoo.models.dcgan import DCGAN
+from gan_zoo.schedules import LinearDecay, StepDecay, TrainingPlan
 from gan_zoo.training.callbacks import (
     EvaluationHook,
-    LinearLearningRateDecay,
     MetricsLogger,
     SampleGrid,
+    ScheduledLearningRate,
     tile_images,
 )
 
@@ -45,37 +46,37 @@ def test_sample_grid_fixed_noise_and_one_row_per_class(tmp_path):
     assert (width, height) == (3 * 17 - 1, 2 * 17 - 1)  # 3 per row, 2 classes
 
 
-def test_linear_decay_sets_both_optimizers_and_survives_resume():
-    decay = LinearLearningRateDecay(constant_epochs=2, total_epochs=6)
-    assert [decay.factor(e) for e in range(6)] == [1, 1, 1, 0.75, 0.5, 0.25]
+def test_scheduled_rates_follow_the_plan_per_step_and_survive_resume():
+    schedule = LinearDecay(constant_epochs=2, total_epochs=6)
+    assert [schedule.epoch_factor(e) for e in range(6)] == [1, 1, 1, 0.75, 0.5, 0.25]
+    assert [StepDecay(0.9, every_steps=2).factor(s, 10) for s in (0, 1, 2, 5)] == pytest.approx(
+        [1, 1, 0.9, 0.81])
+    plan = TrainingPlan(epochs=6, batch_size=4, learning_rate={"g": schedule})
     gan = tiny()
     gan.compile()  # Adam 2e-4 for both
     seen = []
 
     class Record(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append(
-                (float(self.model.g_optimizer.learning_rate.numpy()),
-                 float(self.model.d_optimizer.learning_rate.numpy()))
-            )
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((float(self.model.g_optimizer.learning_rate.numpy()),
+                         float(self.model.d_optimizer.learning_rate.numpy())))
 
-    history = gan.fit(constant_data(), steps_per_epoch=1, epochs=6,
-                      callbacks=[decay, Record()], verbose=0).history
-    expected = [2e-4 * f for f in (1, 1, 1, 0.75, 0.5, 0.25)]
+    history = gan.fit(constant_data(), steps_per_epoch=2, epochs=6,
+                      callbacks=[ScheduledLearningRate(plan, 2), Record()], verbose=0).history
+    expected = np.repeat([2e-4 * f for f in (1, 1, 1, 0.75, 0.5, 0.25)], 2)
     np.testing.assert_allclose([g for g, _ in seen], expected, rtol=1e-6)
-    np.testing.assert_allclose([d for _, d in seen], expected, rtol=1e-6)
-    np.testing.assert_allclose(history["lr_d_optimizer"], expected, rtol=1e-6)
-    # A resumed run (a new callback, optimizers already decayed) starts from
-    # the rates recorded at compile time, not the decayed ones.
-    resumed = LinearLearningRateDecay(constant_epochs=2, total_epochs=6)
-    gan.fit(constant_data(), steps_per_epoch=1, epochs=5, initial_epoch=4,
-            callbacks=[resumed, Record()], verbose=0)
+    np.testing.assert_allclose([d for _, d in seen], 2e-4, rtol=1e-6)  # no schedule for "d"
+    np.testing.assert_allclose(history["lr_g_optimizer"], expected[::2], rtol=1e-6)
+    # A resumed run (a new callback, the optimizer's rate already decayed)
+    # scales the base rate recorded at compile time, not the decayed one.
+    gan.fit(constant_data(), steps_per_epoch=2, epochs=5, initial_epoch=4,
+            callbacks=[ScheduledLearningRate(plan, 2), Record()], verbose=0)
     assert seen[-1][0] == pytest.approx(2e-4 * 0.5)
 
 
 def test_linear_decay_validates_epochs():
     with pytest.raises(ValueError):
-        LinearLearningRateDecay(constant_epochs=5, total_epochs=3)
+        LinearDecay(constant_epochs=5, total_epochs=3)
 
 
 def test_evaluation_hook_and_metrics_logger(tmp_path):

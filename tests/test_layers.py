@@ -59,29 +59,6 @@ CASES = [
         (2, 4, 4, 3),
         {"noise": _rand(2, 1, 1, 3, seed=5)},
     ),
-    ("res", lambda: gl.ResidualBlock(6), [(2, 4, 4, 4)], (2, 4, 4, 6), {}),
-    (
-        "res_sn_bn",
-        lambda: gl.ResidualBlock(4, spectral_normalization=True, batch_normalization=True),
-        [(2, 4, 4, 4)],
-        (2, 4, 4, 4),
-        {},
-    ),
-    ("res_up", lambda: gl.ResidualBlockUp(4), [(2, 4, 4, 6)], (2, 8, 8, 4), {}),
-    (
-        "res_down",
-        lambda: gl.ResidualBlockDown(6, preactivation=False),
-        [(2, 8, 8, 3)],
-        (2, 4, 4, 6),
-        {},
-    ),
-    (
-        "minibatch_std",
-        lambda: gl.MinibatchStandardDeviation(group_size=2),
-        [(4, 3, 3, 5)],
-        (4, 3, 3, 6),
-        {},
-    ),
 ]
 IDS = [case[0] for case in CASES]
 
@@ -137,11 +114,6 @@ def test_config_keeps_constructor_arguments():
     assert (config["mode"], config["hidden_units"], config["epsilon"]) == ("mlp", 9, 1e-3)
     config = gl.NoiseInjection(per_pixel=False, noise_at_inference=True).get_config()
     assert config["per_pixel"] is False and config["noise_at_inference"] is True
-    config = gl.ResidualBlockDown(8, preactivation=False, activation="leaky_relu").get_config()
-    assert config["preactivation"] is False and config["spectral_normalization"] is True
-    assert config["activation"] == "leaky_relu"
-    assert gl.ResidualBlockUp(8).get_config()["batch_normalization"] is True
-    assert gl.MinibatchStandardDeviation(group_size=8).get_config()["group_size"] == 8
 
 
 def test_invalid_arguments_raise():
@@ -151,8 +123,6 @@ def test_invalid_arguments_raise():
         gl.AdaptiveInstanceNormalization(mode="affine", hidden_units=8)
     with pytest.raises(ValueError):
         gl.AdaptiveInstanceNormalization(mode="linear")
-    with pytest.raises(ValueError):
-        gl.MinibatchStandardDeviation(group_size=0)
 
 
 def _tiny_model():
@@ -161,12 +131,8 @@ def _tiny_model():
     x = gl.SpectralConv2D(8, 3, padding="same")(image)
     x = gl.NoiseInjection()(x)
     x = gl.AdaptiveInstanceNormalization()([x, style])
-    x = gl.ResidualBlockDown(8)(x)
     x = gl.SelfAttention()(x)
-    x = gl.ResidualBlockUp(4)(x)
-    x = gl.ResidualBlock(4)(x)
     x = gl.SpectralConv2DTranspose(4, 4, strides=2, padding="same")(x)
-    x = gl.MinibatchStandardDeviation(group_size=2)(x)
     x = keras.layers.Flatten()(x)
     return keras.Model([image, style], gl.SpectralDense(1)(x))
 
@@ -264,19 +230,18 @@ def test_spectral_gradient_flows_through_sigma():
     np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_spectral_conv_and_minibatch_std_compile_with_xla():
+def test_spectral_conv_compiles_with_xla():
     conv = gl.SpectralConv2D(4, 3, padding="same")
-    std = gl.MinibatchStandardDeviation(group_size=4)
     x = _rand(6, 5, 5, 3)
     conv(x)
 
     @tf.function(jit_compile=True, input_signature=[tf.TensorSpec([None, 5, 5, 3])])
     def forward(images):
-        return std(conv(images, training=True))
+        return conv(images, training=True)
 
-    out = forward(x)  # batch 6, group 3: a dynamic batch size under XLA
-    assert tuple(out.shape) == (6, 5, 5, 5)
-    np.testing.assert_allclose(np.asarray(out), np.asarray(std(conv(x))), rtol=1e-4, atol=1e-5)
+    out = forward(x)  # a dynamic batch size under XLA
+    assert tuple(out.shape) == (6, 5, 5, 4)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(conv(x)), rtol=1e-4, atol=1e-5)
 
 
 # Self-attention ------------------------------------------------------------
@@ -371,47 +336,6 @@ def test_noise_injection_explicit_noise_and_layout(per_pixel):
         np.testing.assert_allclose(added[..., 0], added[..., 1], rtol=1e-4, atol=1e-5)
     else:  # one value per channel, constant over positions
         np.testing.assert_allclose(added, np.broadcast_to(added[:, :1, :1], added.shape), atol=1e-5)
-
-
-# Residual blocks -----------------------------------------------------------
-
-
-def test_residual_shortcuts_only_learned_when_channels_change():
-    same = gl.ResidualBlock(4)
-    same(_rand(1, 4, 4, 4))
-    assert same.shortcut_conv is None
-    changed = gl.ResidualBlockDown(8)
-    changed(_rand(1, 4, 4, 4))
-    assert isinstance(changed.shortcut_conv, gl.SpectralConv2D)
-    up = gl.ResidualBlockUp(4, spectral_normalization=False)
-    up(_rand(1, 4, 4, 4))
-    assert up.shortcut_conv is None and up.norm1 is not None
-    # With a zero last convolution an up block is nearest upsampling.
-    up.conv2.set_weights([np.zeros_like(np.asarray(w)) for w in up.conv2.weights])
-    x = _rand(1, 4, 4, 4)
-    np.testing.assert_allclose(
-        np.asarray(up(x)), np.repeat(np.repeat(x, 2, axis=1), 2, axis=2), atol=1e-6
-    )
-
-
-# Minibatch standard deviation ----------------------------------------------
-
-
-def _minibatch_std_numpy(x, group):
-    batch = x.shape[0]
-    grouped = x.reshape(group, batch // group, *x.shape[1:])
-    std = np.sqrt(grouped.var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
-    feature = np.tile(std, group)[:, None, None, None] * np.ones(x.shape[:3] + (1,))
-    return np.concatenate([x, feature.astype(np.float32)], axis=-1)
-
-
-@pytest.mark.parametrize(
-    "batch, group_size, used", [(4, 2, 2), (4, 4, 4), (3, 4, 3), (6, 4, 3), (5, 4, 1)]
-)
-def test_minibatch_std_matches_numpy(batch, group_size, used):
-    x = _rand(batch, 3, 3, 2)
-    out = gl.MinibatchStandardDeviation(group_size=group_size)(x)
-    np.testing.assert_allclose(np.asarray(out), _minibatch_std_numpy(x, used), rtol=1e-5, atol=1e-6)
 
 
 # Mixed precision and distribution ------------------------------------------

@@ -5,10 +5,8 @@ All layers are registered for `.keras` serialization under the package name
 """
 
 from gan_zoo.layers.attention import SelfAttention
-from gan_zoo.layers.minibatch import MinibatchStandardDeviation
 from gan_zoo.layers.noise import NoiseInjection
 from gan_zoo.layers.normalization import AdaptiveInstanceNormalization
-from gan_zoo.layers.residual import ResidualBlock, ResidualBlockDown, ResidualBlockUp
 from gan_zoo.layers.spectral_norm import (
     SpectralConv2D,
     SpectralConv2DTranspose,
@@ -17,11 +15,7 @@ from gan_zoo.layers.spectral_norm import (
 
 __all__ = [
     "AdaptiveInstanceNormalization",
-    "MinibatchStandardDeviation",
     "NoiseInjection",
-    "ResidualBlock",
-    "ResidualBlockDown",
-    "ResidualBlockUp",
     "SelfAttention",
     "SpectralConv2D",
     "SpectralConv2DTranspose",

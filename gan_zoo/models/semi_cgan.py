@@ -123,7 +123,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
     convolution and on all D convolutions but the first and last (see
     below), a gradient penalty, Adam 2e-4 (0.5, 0.999) with
     the rate constant for the first half of training and then linear decay
-    to 0 (`LinearLearningRateDecay`), 200 epochs of batch 128, random flips.
+    to 0 (its `training_plan()`: `gan_zoo.schedules.LinearDecay`), 200 epochs of batch 128, random flips.
     After training the discriminator's class head is the IDC detector:
     `classifier()`.
 
@@ -188,8 +188,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
 
     >>> gan = SemiSupervisedCGAN(width=1)
     >>> gan.compile()
-    >>> gan.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=200,
-    ...         callbacks=[LinearLearningRateDecay(100, 200)])
+    >>> train_gan(gan, records, run)  # the paper's plan: 200 epochs, decay, flips
     >>> p_idc = gan.classifier().predict(patches_in_0_1)[:, 1]
     """
 

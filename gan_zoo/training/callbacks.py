@@ -141,64 +141,6 @@ class ScheduledLearningRate(keras.callbacks.Callback):
                 logs[f"lr_{group}_optimizer"] = float(keras.ops.convert_to_numpy(rate))
 
 
-class LinearLearningRateDecay(keras.callbacks.Callback):
-    """Constant learning rate, then linear decay towards 0, set per epoch.
-
-    Epochs `[0, constant_epochs)` train at the base rate; epoch
-    `constant_epochs + k` trains at `base * (1 - k / decay_epochs)`, with
-    `decay_epochs = total_epochs - constant_epochs` (so the last epoch runs at
-    `base / decay_epochs` and the rate would reach 0 at the end). Used by
-    the semi-supervised cGAN (100 + 100 epochs) and CycleGAN (100 + 100).
-    The rate is a function of the epoch alone, so a resumed run gets the
-    same rates.
-
-    Args:
-        constant_epochs: epochs at the base rate.
-        total_epochs: all epochs.
-        base_rates: {optimizer attribute name: base rate}. By default the
-            rates recorded when the model was compiled
-            (`model.initial_learning_rates`, which zoo GANs keep); other
-            models must pass them (a rate read at train start could be one a
-            restored run had already decayed).
-    """
-
-    def __init__(self, constant_epochs, total_epochs, base_rates=None):
-        super().__init__()
-        if not 0 <= constant_epochs <= total_epochs:
-            raise ValueError(
-                f"Need 0 <= constant_epochs <= total_epochs, got {constant_epochs}, {total_epochs}."
-            )
-        self.constant_epochs = int(constant_epochs)
-        self.total_epochs = int(total_epochs)
-        self.base_rates = dict(base_rates) if base_rates else None
-
-    def factor(self, epoch):
-        decay_epochs = self.total_epochs - self.constant_epochs
-        if epoch < self.constant_epochs or decay_epochs == 0:
-            return 1.0
-        return max(0.0, 1.0 - (epoch - self.constant_epochs) / decay_epochs)
-
-    def on_train_begin(self, logs=None):
-        if self.base_rates is None:
-            rates = getattr(self.model, "initial_learning_rates", None)
-            if not rates:
-                raise ValueError(
-                    f"{type(self.model).__name__} does not record its initial learning "
-                    "rates: pass base_rates={'optimizer': rate}."
-                )
-            self.base_rates = dict(rates)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for name, base in self.base_rates.items():
-            getattr(self.model, name).learning_rate = base * self.factor(epoch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            for name in self.base_rates:
-                rate = getattr(self.model, name).learning_rate
-                logs[f"lr_{name}"] = float(keras.ops.convert_to_numpy(rate))
-
-
 class EvaluationHook(keras.callbacks.Callback):
     """Calls `evaluate(model, epoch) -> dict` every few epochs and logs it.
 
