@@ -158,7 +158,7 @@ def cluster_experiment(run, records, arrays, args, strategy):
     idc_index = np.flatnonzero(arrays["train"][1] == 1)
     clusters = sift_bow_clusters(arrays["train"][0][idc_index], k=args.clusters, seed=args.seed)
     montages = save_cluster_montages(run.path("clusters"), arrays["train"][0][idc_index], clusters)
-    chosen = int(np.random.default_rng(args.seed).integers(args.clusters))  # the paper: random
+    chosen = choose_cluster(clusters.sizes, args.dcgan_batch, args.seed)
     report = {"sizes": clusters.sizes.tolist(), "without_keypoints": clusters.without_keypoints,
               "options": clusters.options, "chosen": chosen, "montages": [p.name for p in montages]}
     print(f"SIFT clusters of {len(idc_index)} IDC training patches: sizes {report['sizes']}; "
@@ -172,6 +172,21 @@ def cluster_experiment(run, records, arrays, args, strategy):
                             _upscale(gan.generate(32, seed=1234)), rows=4)
             report["dcgan"][variant] = info
     return report
+
+
+def choose_cluster(sizes, min_size, seed):
+    """A random cluster (the paper's choice) among those of at least `min_size` images.
+
+    The paper's randomly chosen cluster held 404 patches; k-means on IDC
+    histograms can also leave clusters of a handful of patches (a measured
+    run drew one of 2), too few to train a GAN on. The largest cluster when
+    none is big enough.
+    """
+    sizes = np.asarray(sizes)
+    eligible = np.flatnonzero(sizes >= min_size)
+    if len(eligible) == 0:
+        return int(np.argmax(sizes))
+    return int(np.random.default_rng(seed).choice(eligible))
 
 
 def _upscale(images, factor=2):
@@ -266,14 +281,19 @@ def train_classifiers(run, arrays, sets, external, args, backbone):
     from gan_zoo.models.transfer import RandomWeightsWarning
 
     weights, protocol, _ = backbone
-    rows = {"Real": (arrays["train"], None), "CycleGAN": (None, sets["CycleGAN"]),
-            "CycleGAN + Real": (arrays["train"], sets["CycleGAN"])}
+    real, epochs = arrays["train"], args.epochs
+    # (real, synthetic, epochs) per row; the control trains real patches as
+    # many steps as the "+ Real" rows take.
+    rows = {"Real": (real, None, epochs),
+            control_name(args, arrays, sets): (real, None, control_epochs(args, arrays, sets)),
+            "CycleGAN": (None, sets["CycleGAN"], epochs),
+            "CycleGAN + Real": (real, sets["CycleGAN"], epochs)}
     for variant in args.dcgan_variants:
-        rows[f"DCGAN {variant}"] = (None, sets[f"DCGAN {variant}"])
-        rows[f"DCGAN {variant} + Real"] = (arrays["train"], sets[f"DCGAN {variant}"])
+        rows[f"DCGAN {variant}"] = (None, sets[f"DCGAN {variant}"], epochs)
+        rows[f"DCGAN {variant} + Real"] = (real, sets[f"DCGAN {variant}"], epochs)
     results, scores, models, info = {}, {}, {}, {}
     quiet = logging.getLogger("gan_zoo.models.transfer")
-    for name, (real, synthetic) in rows.items():
+    for name, (real, synthetic, epochs) in rows.items():
         keras.utils.set_random_seed(args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # said once, loudly, above
@@ -283,7 +303,7 @@ def train_classifiers(run, arrays, sets, external, args, backbone):
             quiet.setLevel(logging.NOTSET)
         tic = time.perf_counter()
         _, stream = augmentation.fit_classifier(
-            model, real, synthetic, epochs=args.epochs, batch_size=args.batch_size,
+            model, real, synthetic, epochs=epochs, batch_size=args.batch_size,
             synthetic_fraction=None if real is None or synthetic is None else args.synthetic_fraction,
             seed=args.seed, verbose=0)
         scores[name] = {split: predict_scores(model, arrays[split][0], size_policy="error")
@@ -293,11 +313,23 @@ def train_classifiers(run, arrays, sets, external, args, backbone):
             y_score_val=scores[name]["validation"], criterion="youden")
         if external is not None:
             scores[name]["external"] = predict_scores(model, external[0], size_policy="error")
-        info[name] = {"seconds": time.perf_counter() - tic, "examples": stream.num_real + stream.num_synthetic,
+        info[name] = {"seconds": time.perf_counter() - tic, "epochs": epochs,
+                      "examples": stream.num_real + stream.num_synthetic,
                       "synthetic_fraction": stream.synthetic_fraction, "steps_per_epoch": stream.steps_per_epoch}
         models[name] = model
         print(f"  {name}: test AUROC {results[name]['auroc']:.3f} ({info[name]['seconds']:.0f} s)")
     return results, scores, models, info
+
+
+def control_epochs(args, arrays, sets):
+    """Epochs of real-only training with as many steps as the real + CycleGAN runs."""
+    n_real = len(arrays["train"][1])
+    return max(1, round(args.epochs * (n_real + len(sets["CycleGAN"])) / n_real))
+
+
+def control_name(args, arrays, sets):
+    """The control row: is a "+ Real" gain more than the extra steps it trains?"""
+    return f"Real ({control_epochs(args, arrays, sets)} epochs)"
 
 
 def nearest_neighbour_figure(path, model, arrays, synthetic, correct_now, wrong_before, k=5, rows=4):
@@ -377,8 +409,12 @@ def main(argv=None):
 
     results, scores, models, info = train_classifiers(run, arrays, sets, external, args, backbone)
     y_test = arrays["test"][1]
-    comparisons = {name: clinical.delong_paired_test(y_test, scores[name]["test"], scores["Real"]["test"])
-                   for name in results if name != "Real"}
+    control = control_name(args, arrays, sets)
+    comparisons = {
+        baseline: {name: clinical.delong_paired_test(y_test, scores[name]["test"], scores[baseline]["test"])
+                   for name in results if name != baseline and (baseline == "Real" or "+ Real" in name)}
+        for baseline in ("Real", control)
+    }
     best = f"DCGAN {args.dcgan_variants[-1]} + Real"
     predicted = {n: scores[n]["test"] >= results[n]["threshold"] for n in ("Real", best)}
     report["nearest_neighbours"] = nearest_neighbour_figure(
@@ -388,11 +424,12 @@ def main(argv=None):
     # Report.
     weights_used = models["Real"].weights_used
     header = (f"ResNet-18 weights: {weights_used.upper() if weights_used == 'random' else weights_used}; "
-              f"protocol {backbone[1]}; {args.epochs} epochs; threshold by Youden's J on validation "
+              f"protocol {backbone[1]}; {args.epochs} epochs ({control}: as many steps as the "
+              f"+ Real runs); threshold by Youden's J on validation "
               f"patients; test patients: {', '.join(sorted(split['test'], key=idc_key))}")
     table = clinical.format_metrics_table(results, metrics=TABLE)
-    tests = "\n".join(f"- {n} vs Real: AUROC difference {c['difference']:+.3f}, DeLong p = {c['p_value']:.3g}"
-                      for n, c in comparisons.items())
+    tests = "\n".join(f"- {n} vs {b}: AUROC difference {c['difference']:+.3f}, DeLong p = {c['p_value']:.3g}"
+                      for b, found in comparisons.items() for n, c in found.items())
     text = f"{header}\n\n{table}\n\nPaired DeLong tests on the test patches:\n{tests}\n"
     external_results = None
     if external is not None:
@@ -406,7 +443,8 @@ def main(argv=None):
     save_roc_curves(run.path("roc_test.png"), {n: (y_test, s["test"]) for n, s in scores.items()})
     run.write_metrics({
         "test_metrics": results,
-        "delong_vs_real": comparisons,
+        "delong_vs_real": comparisons["Real"],
+        "delong_vs_real_same_steps": {"baseline": control, **comparisons[control]},
         "external_test_metrics": external_results,
         "classifier": {"weights_used": weights_used, "weights_note": backbone[2], "protocol": backbone[1],
                        "epochs": args.epochs, "batch_size": args.batch_size, "runs": info},

@@ -10,7 +10,7 @@ import pytest
 from gan_zoo.data.demo import make_demo_histology
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "gan_augmentation_idc.py"
-ROWS = ["Real", "CycleGAN", "CycleGAN + Real", "DCGAN v1", "DCGAN v1 + Real"]
+ROWS = ["Real", "Real (2 epochs)", "CycleGAN", "CycleGAN + Real", "DCGAN v1", "DCGAN v1 + Real"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,12 @@ def test_subsample_keeps_classes_balanced(recipe):
     assert sum(r.label for r in recipe.subsample(records, 70, seed=0)) == 25
 
 
+def test_cluster_choice_skips_clusters_too_small_for_a_gan(recipe):
+    chosen = {recipe.choose_cluster([61, 797, 340, 2], 64, seed) for seed in range(20)}
+    assert chosen == {1, 2}
+    assert recipe.choose_cluster([3, 9, 5], 64, 0) == 1  # none big enough: the largest
+
+
 @pytest.mark.slow
 def test_recipe_writes_table_figures_and_scores(tmp_path, recipe):
     data = make_demo_histology(tmp_path / "idc", patients=10, patches_per_patient=16)
@@ -63,6 +69,9 @@ def test_recipe_writes_table_figures_and_scores(tmp_path, recipe):
     patients = metrics["data"]["patients"]
     assert not set(patients["test"]) & (set(patients["train"]) | set(patients["validation"]))
     assert set(metrics["delong_vs_real"]) == set(ROWS[1:])
+    # The control has the steps of the "+ Real" runs (twice the epochs: few translations dropped).
+    assert metrics["classifier"]["runs"]["Real (2 epochs)"]["epochs"] == 2
+    assert set(metrics["delong_vs_real_same_steps"]) == {"baseline", "CycleGAN + Real", "DCGAN v1 + Real"}
     assert set(metrics["external_test_metrics"]) == set(ROWS)
     assert metrics["external_test_metrics"]["Real"]["threshold"] == results["Real"]["threshold"]
     # CycleGAN translations: every training patch, its label flipped.
