@@ -68,6 +68,8 @@ def parse_args(argv=None):
                         help="width multiplier of the downstream small CNN")
     parser.add_argument("--eval-batch-size", type=positive_int, default=64,
                         help="batch size of the downstream small CNN")
+    parser.add_argument("--sample-every", type=positive_int, default=1,
+                        help="epochs between sample grids (one is always saved at the end)")
     parser.add_argument("--kid-every", type=non_negative_int, default=0,
                         help="epochs between KID (and FID) scores of the generator against the "
                         "validation patients (0: only after training)")
@@ -181,7 +183,7 @@ def main(argv=None):
     epoch_logs = train_gan(
         gan, records["train"], run,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        size_policy=POLICY, sample_upscale=2, callbacks=callbacks,
+        size_policy=POLICY, sample_every=args.sample_every, sample_upscale=2, callbacks=callbacks,
         evaluate=evaluation.validation_hook() if args.eval_every else None,
         evaluate_every=args.eval_every or 1,
     )

@@ -66,6 +66,12 @@ def all_reduce_sum(value):
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
+    value = tf.convert_to_tensor(value)
+    if not value.device:
+        # Reads of synced variables (metric totals) carry no device under
+        # MultiWorkerMirroredStrategy, and its all-reduce needs one: an
+        # identity op takes the replica's device.
+        value = tf.identity(value)
     return ctx.all_reduce("sum", value)
 
 
@@ -340,7 +346,7 @@ class AdversarialModel(ConfigInWeights, keras.Model):
         # epoch logs, read from the synced trackers, are global already).
         logs = {
             name: tf.math.divide_no_nan(
-                all_reduce_sum(tf.convert_to_tensor(t.total)), all_reduce_sum(tf.convert_to_tensor(t.count))
+                all_reduce_sum(t.total), all_reduce_sum(t.count)
             )
             for name, t in self.trackers.items()
         }
