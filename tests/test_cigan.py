@@ -11,13 +11,8 @@ from scipy import ndimage
 
 import gan_zoo
 from gan_zoo.models import feature_networks
-from gan_zoo.models.cigan import (
-    CIGAN,
-    MALIGNANT,
-    boundary_weights,
-    gaussian_kernel,
-    generator_scales,
-)
+from gan_zoo.models.cigan import CIGAN, MALIGNANT
+from gan_zoo.models.cigan_networks import boundary_weights, gaussian_kernel, generator_scales
 from gan_zoo.training.checkpoint import TrainingCheckpoint
 
 SIZE = 16

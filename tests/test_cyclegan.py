@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 import gan_zoo
-from gan_zoo.models.cyclegan import (
-    CycleGAN,
+from gan_zoo.models.cyclegan import CycleGAN, unpaired_source
+from gan_zoo.models.cyclegan_networks import (
     ReflectionPadding2D,
     build_discriminator,
     build_generator,
@@ -17,7 +17,6 @@ from gan_zoo.models.cyclegan import (
     default_downsamplings,
     identity_loss,
     patchgan_receptive_field,
-    unpaired_source,
 )
 from gan_zoo.schedules import LinearDecay
 from gan_zoo.training.recipe import Run
