@@ -284,6 +284,16 @@ def test_mias_bottom_left_coordinates_are_flipped(tmp_path):
     assert label == 1 and crop.mean() > 0.6  # the lesion fills the crop
     # Without the flip the crop would be at row 27: background only.
     assert image[21:33, 24:36].max() == 20
+    # The circle as a pixel mask (what ciGAN's lesion patches use without a
+    # mask file) covers the drawn lesion and nothing far from it.
+    from gan_zoo.data.mammography.arrays import lesion_mask
+    from gan_zoo.data.mammography.lesion_patches import sample_patches
+
+    mask = lesion_mask(records[0], (size, size))
+    drawn = image == 250
+    assert mask[drawn].all() and not mask[(yy - 100) ** 2 + (xx - 30) ** 2 > 64].any()
+    patches = sample_patches(records[:1], patch_size=32, normal_per_image=0, seed=0)
+    assert len(patches.images) == 1 and patches.masks[0].sum() == mask.sum()
     assert [r.label for r in scan_mias(tmp_path, task="abnormal", height=size)] == [1, 0]
     assert len(scan_mias(tmp_path, task="benign_malignant", height=size)) == 1
 
@@ -316,7 +326,7 @@ def _roi_plist(points):
 
 
 def test_inbreast_folder_parses_labels_masks_and_excludes_birads3(tmp_path):
-    from gan_zoo.data.mammography.arrays import lesion_boxes
+    from gan_zoo.data.mammography.arrays import lesion_boxes, lesion_mask
     from gan_zoo.data.mammography.inbreast import scan_inbreast
 
     root = tmp_path / "INbreast Release 1.0"
@@ -343,6 +353,12 @@ def test_inbreast_folder_parses_labels_masks_and_excludes_birads3(tmp_path):
     boxes = lesion_boxes(by_name["20586908"], (32, 32), minimum_side=4)
     assert [(b.top, b.left, b.side) for b, _ in boxes] == [(4, 10, 11), (27, 2, 4)]
     assert all(label == 1 for _, label in boxes)
+    # Pixel masks: the filled mass polygon and the calcification's single point.
+    expected = np.zeros((32, 32), bool)
+    expected[5:13, 10:21] = True
+    expected[28, 3] = True
+    np.testing.assert_array_equal(lesion_mask(by_name["20586908"], (32, 32)), expected)
+    assert not lesion_mask(by_name["22614074"], (32, 32)).any()
     assert len(scan_inbreast(tmp_path, keep_birads3=True)) == 5
     image = load_grayscale(by_name["20586908"].path)
     np.testing.assert_allclose(image, pixels / (2**14 - 1), atol=1e-6)

@@ -30,6 +30,7 @@ from gan_zoo.data.mammography.patches import (
     augmented_crops,
     circle_box,
     fit_whole_image,
+    polygon_mask,
     roi_boxes,
     square_around,
 )
@@ -78,6 +79,42 @@ def _mask_boxes(mask_path, shape, minimum_side, window):
         mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]),
                           interpolation=cv2.INTER_NEAREST).astype(bool)
     return roi_boxes(mask, minimum_side=minimum_side)
+
+
+def lesion_mask(record, shape, *, window="bits"):
+    """The union of a record's lesions as a boolean pixel mask of `shape`.
+
+    Mask files (CBIS-DDSM) are resized to `shape` (nearest); INbreast
+    polygons are filled (`polygon_mask`, one point: one pixel); mini-MIAS
+    circles are drawn filled. Coordinates are pixels of an image of `shape`.
+
+    Returns:
+        bool [H, W]; all False for a record without lesions.
+    """
+    shape = tuple(shape[:2])
+    mask = np.zeros(shape, bool)
+
+    def add_file(path):
+        nonlocal mask
+        part = load_grayscale(path, window=window) > 0.5
+        if part.shape != shape:
+            part = cv2.resize(part.astype(np.uint8), (shape[1], shape[0]),
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+        mask |= part
+
+    if record.mask_path:
+        add_file(record.mask_path)
+    for lesion in record.lesions:
+        if lesion.mask_path:
+            add_file(lesion.mask_path)
+        elif lesion.polygon:
+            mask |= polygon_mask(lesion.polygon, shape).astype(bool)
+        elif lesion.centre is not None and lesion.radius is not None:
+            circle = np.zeros(shape, np.uint8)
+            centre = tuple(int(round(v)) for v in lesion.centre)
+            cv2.circle(circle, centre, max(int(round(lesion.radius)), 0), 1, thickness=-1)
+            mask |= circle.astype(bool)
+    return mask
 
 
 def lesion_boxes(record, shape, *, minimum_side=8, window="bits"):

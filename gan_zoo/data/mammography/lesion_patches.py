@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from gan_zoo.data.mammography.arrays import lesion_mask
 from gan_zoo.data.mammography.pixels import load_grayscale
 
 _EIGHT_CONNECTED = np.ones((3, 3), bool)
@@ -185,8 +186,12 @@ def lesion_corner(rows, cols, shape, size, rng):
 def _load(record, target_height):
     image = load_grayscale(record.path)
     if record.mask_path is None:
-        raise ValueError(f"{record.path} has no lesion mask (mask_path); ciGAN patches need one.")
-    mask = load_grayscale(record.mask_path) > 0.5
+        if not record.lesions:
+            raise ValueError(f"{record.path} has no lesion mask or outline; ciGAN patches need one.")
+        # INbreast polygons, mini-MIAS circles, TCIA per-lesion masks.
+        mask = lesion_mask(record, image.shape)
+    else:
+        mask = load_grayscale(record.mask_path) > 0.5
     if mask.shape != image.shape:
         raise ValueError(
             f"{record.mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {record.path} "

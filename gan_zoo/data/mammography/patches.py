@@ -104,8 +104,12 @@ def polygon_mask(polygon, shape) -> np.ndarray:
     points = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
     if len(points) >= 3:
         cv2.fillPoly(mask, [points], 1)
-    else:
+    elif len(points) == 2:
         cv2.polylines(mask, [points], False, 1)
+    else:  # OpenCV draws no line through a single vertex
+        x, y = points.reshape(-1)
+        if 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1]:
+            mask[y, x] = 1
     return mask
 
 
