@@ -24,6 +24,7 @@ first, which the pipeline's single size policy cannot express.
     python recipes/dcgan_idc.py --data-dir ../shared/data/idc --variant v3
 """
 
+import argparse
 import sys
 import time
 
@@ -35,6 +36,7 @@ from gan_zoo.cli.errors import UsageError
 from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
+from gan_zoo.layers.diff_augment import parse_policy
 from gan_zoo.metrics.extractors import KerasLayerExtractor
 from gan_zoo.metrics.features import extract_features
 from gan_zoo.metrics.plots import save_loss_curves
@@ -48,6 +50,14 @@ from gan_zoo.training.recipe import idc_size_problem, recipe_main, recipe_parser
 
 NAME = "dcgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
+
+
+def augment_policy(text):
+    """--augment: DiffAugment transform names, checked before any work."""
+    try:
+        return ",".join(parse_policy(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv=None):
@@ -76,6 +86,9 @@ def parse_args(argv=None):
     parser.add_argument("--ema-half-life", type=positive_float, default=None,
                         help="sample from an EMA of the generator with this half-life in steps "
                         "(not in the paper; cleaner samples early in training)")
+    parser.add_argument("--augment", type=augment_policy, default=None, metavar="POLICY",
+                        help="differentiable augmentation of everything D sees, e.g. "
+                        "'color,translation,cutout' (DiffAugment; not in the paper)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="unreadable or misnamed patches are found before training: "
                         "'raise' stops naming the first, 'skip' leaves them out "
@@ -169,7 +182,7 @@ def main(argv=None):
         gan = gan_zoo.load(
             "dcgan", variant=args.variant, image_size=args.image_size,
             base_filters=args.base_filters, num_classes=2, seed=args.seed,
-            ema_half_life_steps=args.ema_half_life,
+            ema_half_life_steps=args.ema_half_life, augment_policy=args.augment,
         )
         gan.compile(jit_compile=args.jit)
 

@@ -7,6 +7,7 @@ import os
 import pathlib
 import socket
 
+import numpy as np
 import pytest
 
 RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
@@ -94,6 +95,47 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
 
 
+def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_path, demo):
+    from PIL import Image
+
+    recipe = load_recipe("semi_cgan_idc")
+    out = tmp_path / "run"
+    argv = ["--split", "kfold", "--folds", "3", "--validation-share", "0.25", "--epochs", "1",
+            "--width", "0.125", "--baselines", "small_cnn", "--baseline-epochs", "1",
+            "--batch-size", "16", "--eval-every", "0", "--out", str(out)]
+    summary = recipe.main(argv)
+    assert sorted(summary) == ["semi_cgan_w0.125", "small_cnn"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    folds = metrics["folds"]
+    assert len(folds) == 3
+    # Every patient is a test patient exactly once; no fold trains or
+    # chooses thresholds on its test patients.
+    tested = [p for fold in folds for p in fold["patients"]["test"]]
+    assert len(tested) == len(set(tested))
+    everyone = set(folds[0]["patients"]["train"]) | set(folds[0]["patients"]["validation"])
+    assert set(tested) == everyone | set(folds[0]["patients"]["test"])
+    for fold in folds:
+        assert not set(fold["patients"]["test"]) & (
+            set(fold["patients"]["train"]) | set(fold["patients"]["validation"]))
+    aurocs = [fold["results"]["small_cnn"]["auroc"] for fold in folds]
+    assert summary["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
+    assert summary["small_cnn"]["auroc"]["mean"] == pytest.approx(np.mean(aurocs))
+    paired = metrics["paired_vs_cgan"]["semi_cgan_w0.125 - small_cnn"]
+    cgan = [fold["results"]["semi_cgan_w0.125"]["auroc"] for fold in folds]
+    assert paired["differences"] == pytest.approx(np.subtract(cgan, aurocs).tolist())
+    assert len(paired["delong_p_per_fold"]) == 3
+    assert "+/-" in (out / "table.md").read_text()
+    # Grids a person can inspect: a 50x50 patch shown at 150 px, one row per class.
+    grid = Image.open(sorted((out / "fold0" / "samples").glob("*.png"))[-1])
+    assert grid.height >= 2 * 150
+
+    # A fold interrupted after training is scored again from its backups; the
+    # finished folds are read back; the summary is the same.
+    (out / "fold1" / "fold.json").unlink()
+    again = recipe.main(argv)
+    assert again["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
+
+
 # ------------------------------------------------- issue 8: bad input, bad luck
 # Each of these ends before any data is loaded or any model is built.
 
@@ -110,6 +152,7 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
     ("dcgan_idc", ["--eval-epochs", "0"], "argument --eval-epochs"),
     ("dcgan_idc", ["--eval-width", "0"], "argument --eval-width: 0 is not a positive number"),
     ("dcgan_idc", ["--eval-width", "nan"], "argument --eval-width"),
+    ("dcgan_idc", ["--augment", "colour"], "argument --augment: augmentation policy must be"),
     ("semi_cgan_idc", ["--epochs", "0"], "argument --epochs"),
     ("semi_cgan_idc", ["--width", "0"], "argument --width: 0 is not a positive number"),
     ("semi_cgan_idc", ["--width", "-1"], "argument --width"),

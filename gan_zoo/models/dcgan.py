@@ -8,6 +8,7 @@ import tensorflow as tf
 from gan_zoo import config_checks as check
 from gan_zoo import losses
 from gan_zoo.layers.conditioning import LabelMaps, OneHot
+from gan_zoo.layers.diff_augment import DifferentiableAugmentation, parse_policy
 from gan_zoo.models.gan import GAN
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import TrainingPlan
@@ -180,6 +181,11 @@ class DCGAN(GAN):
             generator's weights with this half-life in steps (None: the raw
             generator, as the paper). Not in the paper: averaged weights give
             visibly cleaner samples early in training (Yazici et al. 2019).
+        augment_policy: None (the paper), or differentiable augmentation of
+            every image D sees, real and generated alike, e.g.
+            "color,translation,cutout" (DiffAugment, Zhao et al. 2020;
+            `gan_zoo.layers.diff_augment`): for small datasets, where D
+            memorises the training images.
         seed: seed of the training random stream.
 
     Example:
@@ -210,6 +216,7 @@ class DCGAN(GAN):
         learning_rate=2e-4,
         beta_1=0.5,
         ema_half_life_steps=None,
+        augment_policy=None,
         seed=0,
         **kwargs,
     ):
@@ -240,6 +247,11 @@ class DCGAN(GAN):
         ema_half_life_steps = check.optional(
             check.positive_number, "ema_half_life_steps", ema_half_life_steps
         )
+        if augment_policy is not None:
+            try:
+                augment_policy = ",".join(parse_policy(augment_policy))
+            except ValueError as error:
+                raise check.ConfigError(f"augment_policy: {error}") from None
         seed = check.seed("seed", seed)
         sync_bn = bool(synchronized_batch_norm)
         generator = build_generator(
@@ -274,6 +286,12 @@ class DCGAN(GAN):
         self.ema_half_life_steps = ema_half_life_steps
         if ema_half_life_steps is not None:
             self.enable_ema("generator", half_life_steps=ema_half_life_steps)
+        self.augment_policy = augment_policy
+        self.augmentation = None
+        if augment_policy is not None:
+            self.augmentation = DifferentiableAugmentation(
+                augment_policy, data_range=self.data_range, name="augmentation"
+            )
 
     def default_optimizers(self):
         return {
@@ -295,6 +313,9 @@ class DCGAN(GAN):
         return {"epochs": plan.epochs, "batch_size": plan.batch_size}
 
     def _discriminate(self, images, labels, stream):
+        if self.augmentation is not None:
+            # One draw for the global batch (each replica takes its rows).
+            images = self.augmentation(images, self.stream_seed(stream + 100, per_replica=False))
         if self.instance_noise_std > 0:
             images = images + self.random_normal(
                 tf.shape(images), stream, stddev=self.instance_noise_std
@@ -351,6 +372,7 @@ class DCGAN(GAN):
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
             "ema_half_life_steps": self.ema_half_life_steps,
+            "augment_policy": self.augment_policy,
             "seed": self.seed,
         }
 
@@ -373,6 +395,7 @@ register_model(
         "learning_rate": 2e-4,
         "beta_1": 0.5,
         "ema_half_life_steps": None,
+        "augment_policy": None,
         "seed": 0,
     },
     citation=CITATION,
