@@ -15,15 +15,26 @@ Splits (always by patient):
   the Kaggle copy), its 29 validation patients become the test set and a
   seeded 15% of the remaining patients become the validation set.
 - random: seeded 70/15/15 patient split.
+- kfold: --folds-fold cross-validation over all patients (stratified by the
+  patients' label pattern); in each fold --validation-share of the training
+  patients are held out to choose thresholds (and the cGAN's validation
+  AUROC), and the fold's test patients are scored once. Every model is
+  trained on every fold; the table gives mean +/- std over folds, and each
+  baseline is compared with the cGAN fold by fold (per-fold AUROC
+  differences, a paired t-test across folds, per-fold DeLong tests). Each
+  fold writes its own folder (fold0, fold1, ...); a rerun skips finished
+  folds and resumes the interrupted one.
 
 With --labelled-fraction F < 1 only a seeded, class-stratified fraction F of
 the training patches keeps its label: the baselines train on those alone,
 the cGAN uses the rest as unlabelled images for its real/fake head.
 
     python recipes/semi_cgan_idc.py --epochs 2
+    python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --split kfold --epochs 15
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --width 1 --epochs 200
 """
 
+import json
 import sys
 import time
 
@@ -31,6 +42,7 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo import metrics as clinical
+from gan_zoo.metrics import crossval
 from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
 from gan_zoo.cli.errors import UsageError
 from gan_zoo.cli.train import scan_idc_for_command
@@ -41,7 +53,7 @@ from gan_zoo.metrics.plots import save_confusion_matrix, save_loss_curves, save_
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
+from gan_zoo.training.recipe import Run, recipe_main, recipe_parser, start_run
 
 NAME = "semi_cgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -53,9 +65,14 @@ def parse_args(argv=None):
                         help="the paper's width multiplier omega (1, 2 or 4)")
     parser.add_argument("--labelled-fraction", type=fraction, default=1.0,
                         help="fraction of training patches whose label is used, in (0, 1]")
-    parser.add_argument("--split", choices=("auto", "cruz_roa", "random"), default="auto",
+    parser.add_argument("--split", choices=("auto", "cruz_roa", "random", "kfold"), default="auto",
                         help="patient split (see the description)")
     parser.add_argument("--split-seed", type=seed, default=0, help="seed of the patient split")
+    parser.add_argument("--folds", type=positive_int, default=5,
+                        help="folds of --split kfold (at least 2)")
+    parser.add_argument("--validation-share", type=fraction, default=0.15,
+                        help="share of each fold's training patients held out as validation "
+                        "patients (--split kfold)")
     parser.add_argument("--baselines", default="cruz_roa_cnn,small_cnn",
                         help="comma-separated zoo classifiers to compare ('' for none)")
     parser.add_argument("--baseline-epochs", type=positive_int, default=None,
@@ -70,7 +87,12 @@ def parse_args(argv=None):
                         help="unreadable or misnamed patches are found before training: "
                         "'raise' stops naming the first, 'skip' leaves them out "
                         "(counted in metrics.json)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.split == "kfold" and args.folds < 2:
+        parser.error(f"--folds must be at least 2; got {args.folds}")
+    if args.split == "kfold" and not args.validation_share < 1:
+        parser.error(f"--validation-share must be below 1; got {args.validation_share}")
+    return args
 
 
 def patient_split(dataset, scheme, seed):
@@ -103,6 +125,21 @@ def _checked(split, scheme):
             "use --split random (or auto)."
         )
     return split
+
+
+def kfold_splits(dataset, folds, validation_share, seed):
+    """[(fold name, {"train", "validation", "test"} -> patients)] by patient."""
+    splits = []
+    for index, (train, test) in enumerate(idc.idc_kfold(dataset, k=folds, seed=seed)):
+        patches = dataset.patches_of(train)
+        carved = split_by_group(
+            [p.patient for p in patches],
+            {"train": 1.0 - validation_share, "validation": validation_share},
+            seed=seed, labels=[p.label for p in patches],
+        )
+        split = {"train": carved["train"], "validation": carved["validation"], "test": sorted(test)}
+        splits.append((f"fold{index}", _checked(split, f"kfold (fold{index})")))
+    return splits
 
 
 def build_baselines(names):
@@ -167,29 +204,27 @@ def evaluate(scores, labels):
     )
 
 
-@recipe_main
-def main(argv=None):
-    args = parse_args(argv)
-    run = start_run(NAME, args)
-    started = time.perf_counter()
-
-    # Data, split by patient.
-    data_dir = args.data_dir or demo_dir("histology")
-    dataset = scan_idc_for_command(data_dir, args.on_error)
-    print(dataset.summary())
-    split, split_note = patient_split(dataset, args.split, args.split_seed)
+def prepare_split(dataset, split, baseline_names, args):
+    """Records, labelled training records and labels of one split, checked."""
     records = {name: dataset.records(patients) for name, patients in split.items()}
     records["train"] = hide_labels(records["train"], args.labelled_fraction, seed=args.seed)
     labelled = [r for r in records["train"] if r.label != UNLABELLED]
-    labels = {name: np.array([r.label for r in records[name]]) for name in ("validation", "test")}
-    baselines = build_baselines(filter(None, args.baselines.split(",")))
-    check_before_training(records, labelled, baselines, args)
-    weights = idc.class_weights([r.label for r in labelled]) if args.class_weights else None
+    check_before_training(records, labelled, build_baselines(baseline_names), args)
+    return records, labelled
 
+
+def train_and_score(records, labelled, baseline_names, run, args):
+    """Trains the baselines and the cGAN on one split; scores its test patients once.
+
+    Writes the split's table, ROC curves, confusion matrices and metrics
+    into `run` and returns {"results", "comparisons", "seconds", "patches"}.
+    """
+    labels = {name: np.array([r.label for r in records[name]]) for name in ("validation", "test")}
+    weights = idc.class_weights([r.label for r in labelled]) if args.class_weights else None
     results, scores, timings = {}, {}, {}
 
     # Baselines on the labelled training patches.
-    for name, model in baselines.items():
+    for name, model in build_baselines(baseline_names).items():
         tic = time.perf_counter()
         epochs = args.baseline_epochs or model.default_training()["epochs"]
         train_classifier(
@@ -203,6 +238,7 @@ def main(argv=None):
         timings[name] = time.perf_counter() - tic
 
     # The semi-supervised cGAN.
+    comparisons = {}
     if not args.skip_gan:
         tic = time.perf_counter()
         strategy = get_strategy(args.strategy)
@@ -220,15 +256,15 @@ def main(argv=None):
 
         # The model's plan: flips, and the rate constant for the first half
         # of the epochs, then decaying linearly (the same plan `gan-zoo
-        # train semi_cgan` uses).
+        # train semi_cgan` uses). Grids one row per class, 3x upscaled.
         epoch_logs = train_gan(
             gan, records["train"], run, epochs=args.epochs, batch_size=args.batch_size,
-            seed=args.seed, size_policy=POLICY,
+            seed=args.seed, size_policy=POLICY, sample_upscale=3,
             evaluate=validation_auroc if args.eval_every else None,
             evaluate_every=args.eval_every or 1,
         )
         gan.save(run.path("semi_cgan.keras"))  # before scoring: nothing trained is lost
-        name = f"semi_cgan_w{args.width:g}"
+        name = cgan_name(args)
         scores[name] = {s: predict_scores(classifier, records[s], size_policy=POLICY) for s in labels}
         results[name] = {**evaluate(scores[name], labels), "epochs": len(epoch_logs)}
         timings[name] = time.perf_counter() - tic
@@ -236,45 +272,128 @@ def main(argv=None):
             run.path("losses.png"),
             {k: [e[k] for e in epoch_logs] for k in ("d_loss", "g_loss", "class_loss")},
         )
-
         # Is the cGAN's AUROC different from each baseline's (same test patches)?
         comparisons = {
             other: clinical.delong_paired_test(labels["test"], scores[name]["test"], scores[other]["test"])
             for other in results if other != name
         }
-    else:
-        comparisons = {}
 
-    # Report.
-    table = clinical.format_metrics_table(results)
-    print(f"\nTest patients ({split_note}); threshold by Youden's J on validation patients:\n")
-    print(table)
+    (run.directory / "table.md").write_text(clinical.format_metrics_table(results) + "\n")
     save_roc_curves(
         run.path("roc_test.png"), {n: (labels["test"], s["test"]) for n, s in scores.items()}
     )
     for model_name, result in results.items():
         predicted = (scores[model_name]["test"] >= result["threshold"]).astype(int)
         save_confusion_matrix(run.path(f"confusion_{model_name}.png"), labels["test"], predicted)
+    return {
+        "results": results, "comparisons": comparisons, "seconds": timings,
+        "patches": {k: len(v) for k, v in records.items()},
+        "labelled_training_patches": len(labelled),
+    }
+
+
+def cgan_name(args):
+    return f"semi_cgan_w{args.width:g}"
+
+
+def cross_validation_report(folds, args):
+    """Mean +/- std over folds, and the cGAN against each baseline fold by fold."""
+    models = list(folds[0]["results"])
+    per_model = {m: [fold["results"][m] for fold in folds] for m in models}
+    summary = crossval.summarise_folds(per_model)
+    paired = {}
+    name = cgan_name(args)
+    if name in per_model:
+        for other in models:
+            if other == name:
+                continue
+            comparison = crossval.paired_fold_comparison(per_model[name], per_model[other], "auroc")
+            comparison["delong_p_per_fold"] = [fold["comparisons"][other]["p_value"] for fold in folds]
+            paired[f"{name} - {other}"] = comparison
+    return summary, paired
+
+
+@recipe_main
+def main(argv=None):
+    args = parse_args(argv)
+    run = start_run(NAME, args)
+    started = time.perf_counter()
+
+    # Data, split by patient; every split checked before any training.
+    data_dir = args.data_dir or demo_dir("histology")
+    dataset = scan_idc_for_command(data_dir, args.on_error)
+    print(dataset.summary())
+    baseline_names = list(filter(None, args.baselines.split(",")))
+    build_baselines(baseline_names)
+    if args.split == "kfold":
+        splits = kfold_splits(dataset, args.folds, args.validation_share, args.split_seed)
+        split_note = (f"{args.folds}-fold cross-validation by patient; validation = "
+                      f"{args.validation_share:g} of each fold's training patients")
+    else:
+        split, split_note = patient_split(dataset, args.split, args.split_seed)
+        splits = [(None, split)]
+    prepared = [(fold, split, *prepare_split(dataset, split, baseline_names, args))
+                for fold, split in splits]
+    data = {
+        "source": str(data_dir),
+        "labelled_fraction": args.labelled_fraction,
+        "off_size_patches_padded": len(dataset.off_size),
+        "skipped_files": len(dataset.skipped),
+        "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
+    }
+
+    if args.split != "kfold":
+        (_, split, records, labelled), = prepared
+        outcome = train_and_score(records, labelled, baseline_names, run, args)
+        print(f"\nTest patients ({split_note}); threshold by Youden's J on validation patients:\n")
+        print((run.directory / "table.md").read_text())
+        run.write_metrics({
+            "test_metrics": outcome["results"],
+            "delong_vs_cgan": outcome["comparisons"],
+            "seconds": outcome["seconds"],
+            "wall_seconds": time.perf_counter() - started,
+            "split": split_note,
+            "data": {**data, "patients": {k: len(v) for k, v in split.items()},
+                     "patches": outcome["patches"],
+                     "labelled_training_patches": outcome["labelled_training_patches"]},
+        })
+        print(f"\nRun folder: {run.directory}")
+        return outcome["results"]
+
+    folds = []
+    for fold, split, records, labelled in prepared:
+        fold_run = Run(run.path(fold), run.options)
+        done = fold_run.path("fold.json")
+        if done.exists():  # finished before an interruption
+            folds.append(json.loads(done.read_text()))
+            print(f"{fold}: done (resumed from {done})")
+            continue
+        print(f"\n{fold}: {len(split['train'])} training / {len(split['validation'])} validation / "
+              f"{len(split['test'])} test patients", flush=True)
+        outcome = train_and_score(records, labelled, baseline_names, fold_run, args)
+        outcome["patients"] = {k: sorted(v) for k, v in split.items()}
+        fold_run.write_json("fold.json", outcome)
+        folds.append(json.loads(done.read_text()))
+    summary, paired = cross_validation_report(folds, args)
+    table = crossval.format_cv_table(summary)
+    print(f"\nTest patients of every fold ({split_note}); threshold by Youden's J on each "
+          "fold's validation patients:\n")
+    print(table)
+    for pair, comparison in paired.items():
+        print(f"{pair}: AUROC difference {comparison['mean']:+.4f} +/- {comparison['std']:.4f} "
+              f"over folds (wins {comparison['a_wins']}/{len(folds)}; paired t-test p = "
+              f"{comparison['p_value']:.3g})")
     (run.directory / "table.md").write_text(table + "\n")
     run.write_metrics({
-        "test_metrics": results,
-        "delong_vs_cgan": comparisons,
-        "seconds": timings,
+        "cross_validation": summary,
+        "paired_vs_cgan": paired,
+        "folds": [{k: fold[k] for k in ("results", "seconds", "patches", "patients")} for fold in folds],
         "wall_seconds": time.perf_counter() - started,
         "split": split_note,
-        "data": {
-            "source": str(data_dir),
-            "patients": {k: len(v) for k, v in split.items()},
-            "patches": {k: len(v) for k, v in records.items()},
-            "labelled_training_patches": len(labelled),
-            "labelled_fraction": args.labelled_fraction,
-            "off_size_patches_padded": len(dataset.off_size),
-            "skipped_files": len(dataset.skipped),
-            "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
-        },
+        "data": data,
     })
     print(f"\nRun folder: {run.directory}")
-    return results
+    return summary
 
 
 if __name__ == "__main__":

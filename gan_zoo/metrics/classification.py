@@ -54,7 +54,7 @@ DEFAULT_TABLE_METRICS = (
 )
 
 # Row labels of `format_metrics_table`; these metrics are shown in percent.
-_PERCENT_LABELS = {
+PERCENT_LABELS = {
     "accuracy": "Accuracy (%)",
     "balanced_accuracy": "Balanced accuracy (%)",
     "precision": "Precision (%)",
@@ -424,7 +424,7 @@ def _format_value(name, value):
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "n/a"
-        if name in _PERCENT_LABELS:
+        if name in PERCENT_LABELS:
             return f"{100.0 * value:.2f}"
         return f"{value:.4f}"
     return str(value)
@@ -479,7 +479,7 @@ def format_metrics_table(results, metrics=DEFAULT_TABLE_METRICS):
 
     rows = []
     for metric in metrics:
-        label = _PERCENT_LABELS.get(metric, metric)
+        label = PERCENT_LABELS.get(metric, metric)
         if metric == "auroc" and ci_level is not None:
             label = f"AUROC (%) [{100.0 * ci_level:g}% CI]"
         cells = []
