@@ -43,7 +43,14 @@ import numpy as np
 import gan_zoo
 from gan_zoo import metrics as clinical
 from gan_zoo.metrics import crossval
-from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
+from gan_zoo.cli.arguments import (
+    fraction,
+    non_negative_int,
+    parse_overrides,
+    positive_float,
+    positive_int,
+    seed,
+)
 from gan_zoo.cli.errors import UsageError
 from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
@@ -78,6 +85,9 @@ def parse_args(argv=None):
     parser.add_argument("--baseline-epochs", type=positive_int, default=None,
                         help="epochs of every baseline (default: each model's own default)")
     parser.add_argument("--skip-gan", action="store_true", help="train only the baselines")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a semi_cgan option (repeatable), e.g. --set generator_loss=feature_matching "
+                        "--set real_augmentation=rot90,stain (see `gan-zoo list --verbose`)")
     parser.add_argument("--class-weights", action="store_true",
                         help="weight the class losses by inverse class frequency")
     parser.add_argument("--eval-every", type=non_negative_int, default=5,
@@ -246,6 +256,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
             gan = gan_zoo.load(
                 "semi_cgan", width=args.width, seed=args.seed,
                 class_weights=None if weights is None else [weights[0], weights[1]],
+                **parse_overrides(args.set),
             )
             gan.compile(jit_compile=args.jit)
         classifier = gan.classifier()
@@ -316,6 +327,11 @@ def cross_validation_report(folds, args):
 @recipe_main
 def main(argv=None):
     args = parse_args(argv)
+    if not args.skip_gan:  # the cGAN's options, checked before anything is written
+        try:
+            gan_zoo.load("semi_cgan", width=args.width, seed=args.seed, **parse_overrides(args.set))
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"--set: {error}") from None
     run = start_run(NAME, args)
     started = time.perf_counter()
 

@@ -189,6 +189,14 @@ def run_command_line(capsys, name, argv):
     return status, err
 
 
+def test_semi_cgan_recipe_checks_cgan_options_before_writing_anything(capsys, tmp_path):
+    out = tmp_path / "run"
+    status, err = run_command_line(capsys, "semi_cgan_idc", ["--set", "generator_loss=fm", "--out", str(out)])
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "--set: generator_loss must be one of 'bce', 'feature_matching'; got 'fm'." in err
+    assert not out.exists()
+
+
 def test_recipe_command_line_stops_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_ZOO_DEMO_DIR", str(tmp_path / "demo"))
     argv = ["--epochs", "0", "--out", str(tmp_path / "run")]

@@ -6,7 +6,8 @@ import tensorflow as tf
 import gan_zoo
 from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
 from gan_zoo.metrics import binary_metrics
-from gan_zoo.models.semi_cgan import SemiSupervisedCGAN, generator_sizes
+from gan_zoo.models.semi_cgan import SemiSupervisedCGAN
+from gan_zoo.models.semi_cgan_networks import generator_sizes, hed_jitter, rotate90
 
 
 def tiny(**overrides):
@@ -195,6 +196,117 @@ def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     # labelled image does not weigh as much as the one with three.
     for key in ("d_loss", "g_loss", "gradient_penalty", "class_loss", "class_accuracy"):
         assert single_logs[key][0] == pytest.approx(mirrored_logs[key][0], abs=1e-5), key
+
+
+@pytest.mark.parametrize("options", [
+    {"discriminator_head": "k_plus_one"},
+    {"generator_loss": "feature_matching"},
+    {"real_augmentation": "rot90,stain", "discriminator_ema_half_life_steps": 2.0},
+], ids=["k_plus_one", "feature_matching", "augmentation_and_ema"])
+def test_issue_14_options_step_on_two_replicas_as_on_one_device(mirrored, options):
+    images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
+    labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
+    dataset = tf.data.Dataset.from_tensors((images, labels))
+    single = DataNoiseCGAN(width=0.125, latent_dim=16, **options)
+    single.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    start = [v.numpy() for v in single.weights]
+    single.fit(dataset, epochs=1, verbose=0)
+    with mirrored.scope():
+        replicated = DataNoiseCGAN(width=0.125, latent_dim=16, **options)
+        replicated.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    for variable, value in zip(replicated.weights, start):
+        variable.assign(value)
+    replicated.fit(dataset, epochs=1, verbose=0)
+    for a, b in zip(single.weights, replicated.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+
+
+def _one_step(options, seed=3):
+    keras.utils.set_random_seed(seed)
+    gan = DataNoiseCGAN(width=0.125, latent_dim=16, **options)
+    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+    images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
+    labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
+    gan.fit(tf.data.Dataset.from_tensors((images, labels)), epochs=1, verbose=0)
+    return gan
+
+
+def _same(a, b):
+    return all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.weights, b.weights))
+
+
+def test_k_plus_one_head_is_logsumexp_of_the_class_logits():
+    gan = tiny(discriminator_head="k_plus_one")
+    outputs = gan.discriminator(tf.random.uniform((3, 50, 50, 3), -1, 1), training=False)
+    np.testing.assert_allclose(
+        outputs["real_fake"].numpy()[:, 0],
+        tf.reduce_logsumexp(outputs["class"], axis=-1).numpy(), rtol=1e-6)
+    dense = [layer.name for layer in gan.discriminator.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense == ["class"]  # no separate real/fake unit
+    # Unlabelled real images now train the class logits (with two heads they
+    # train only the real/fake unit).
+    def class_kernel_moves(head):
+        gan = DataNoiseCGAN(width=0.125, latent_dim=16, discriminator_head=head,
+                            fake_class_loss_weight=0.0)
+        gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+        before = gan.discriminator.get_layer("class").kernel.numpy()
+        images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
+        unlabelled = tf.fill([8], -1)
+        gan.fit(tf.data.Dataset.from_tensors((images, unlabelled)), epochs=1, verbose=0)
+        return not np.allclose(before, gan.discriminator.get_layer("class").kernel.numpy())
+
+    assert class_kernel_moves("k_plus_one") and not class_kernel_moves("two_heads")
+
+
+def test_fake_class_warmup_leaves_out_the_fakes_class_loss_at_first():
+    warm = _one_step({"fake_class_warmup_steps": 5})
+    without = _one_step({"fake_class_loss_weight": 0.0})
+    paper = _one_step({})
+    assert _same(warm.discriminator, without.discriminator)
+    assert not _same(warm.discriminator, paper.discriminator)
+
+
+def test_feature_matching_changes_only_the_generator_update():
+    matched = _one_step({"generator_loss": "feature_matching"})
+    paper = _one_step({})
+    assert _same(matched.discriminator, paper.discriminator)
+    assert not _same(matched.generator, paper.generator)
+
+
+def test_discriminator_ema_is_what_the_classifier_uses():
+    gan = _one_step({"discriminator_ema_half_life_steps": 1.0})
+    images = np.random.default_rng(0).uniform(0, 1, (4, 50, 50, 3)).astype("float32")
+    averaged = gan.ema_of("discriminator")
+    assert averaged is not None
+    from_classifier = gan.classifier().predict(images, verbose=0)
+    raw_logits = gan.discriminator(images * 2 - 1, training=False)["class"]
+    copy_logits = gan.sampling_network("discriminator")(images * 2 - 1, training=False)["class"]
+    np.testing.assert_allclose(from_classifier, tf.nn.softmax(copy_logits).numpy(), atol=1e-6)
+    assert not np.allclose(from_classifier, tf.nn.softmax(raw_logits).numpy(), atol=1e-6)
+
+
+def _rgb2hed(rgb):
+    """scikit-image's rgb2hed, in numpy (the reference of the stain jitter)."""
+    rgb_from_hed = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+    rgb = np.maximum(rgb, 1e-6)
+    return np.maximum((np.log(rgb) / np.log(1e-6)) @ np.linalg.inv(rgb_from_hed), 0)
+
+
+def test_real_augmentation_quarter_turns_and_stain_jitter():
+    images = np.random.default_rng(1).uniform(0, 1, (4, 6, 6, 3)).astype("float32")
+    turned = rotate90(tf.constant(images), tf.constant([0, 1, 2, 3]))
+    for i in range(4):
+        np.testing.assert_array_equal(turned[i].numpy(), np.rot90(images[i], i))
+    # An H&E-like colour: scale 1, shift 0 gives it back; a shift of the
+    # haematoxylin channel moves exactly that stain's concentration.
+    tissue = np.tile(np.array([[0.8, 0.5, 0.7]], np.float32), (1, 2, 2, 1))
+    same = hed_jitter(tf.constant(tissue), tf.ones([1, 3]), tf.zeros([1, 3])).numpy()
+    np.testing.assert_allclose(same, tissue, atol=1e-5)
+    shifted = hed_jitter(tf.constant(tissue), tf.ones([1, 3]), tf.constant([[0.05, 0.0, 0.0]])).numpy()
+    np.testing.assert_allclose(_rgb2hed(shifted[0, 0, 0]) - _rgb2hed(tissue[0, 0, 0]),
+                               [0.05, 0.0, 0.0], atol=1e-4)
+    with pytest.raises(ValueError, match="real_augmentation must be"):
+        tiny(real_augmentation="rot180")
 
 
 def test_per_step_logs_under_mirrored_are_global_means(mirrored):

@@ -6,11 +6,17 @@ import tensorflow as tf
 from gan_zoo import config_checks as check
 from gan_zoo import losses
 from gan_zoo.data.splits import UNLABELLED
-from gan_zoo.layers.conditioning import OneHot
-from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
 from gan_zoo.models.classifier import UnitRangeModel
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
+from gan_zoo.models.semi_cgan_networks import (
+    HEADS,
+    MIN_WIDTH,
+    REAL_AUGMENTATIONS,
+    augment_real,
+    build_discriminator,
+    build_generator,
+)
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import LinearDecay, TrainingPlan
 
@@ -18,94 +24,6 @@ CITATION = (
     "Johnson, 'Detecting Invasive Ductal Carcinoma with Semi-Supervised "
     "Conditional GANs', Future Technologies Conference 2020 (arXiv 1911.06216)."
 )
-
-
-def _leaky(name):
-    return keras.layers.LeakyReLU(0.2, name=name)
-
-
-# The smallest width whose first layer keeps a filter: round(64 * width) >= 1.
-MIN_WIDTH = 1 / 128
-
-
-def filters(layer, width):
-    """The paper's 64 * layer * width filters (at least 1; width may be < 1 for tests)."""
-    return max(1, round(64 * layer * width))
-
-
-def generator_sizes(image_size):
-    """Feature-map sizes of the generator: 1 -> 3 -> 7 -> ... -> image_size.
-
-    Layers 3-5 double with 'same' padding (2n - 1 + output_padding), so the
-    sizes are found backwards by halving with ceil; layers 1-2 are 'valid'
-    transposed convolutions 1 -> 3 -> 7, which fits image sizes 49 to 56.
-    """
-    sizes = [int(image_size)]
-    for _ in range(3):
-        sizes.insert(0, -(-sizes[0] // 2))
-    if sizes[0] != 7:
-        raise ValueError(
-            f"image_size {image_size} does not fit five 3x3 transposed convolutions "
-            "(1 -> 3 -> 7 -> 13 -> 25 -> 50); use an image_size from 49 to 56."
-        )
-    return [1, 3, *sizes]
-
-
-def build_generator(image_size, latent_dim, num_classes, width, channels=3, spectral_norm=True):
-    """[z, class] -> image in [-1, 1]: five 3x3 transposed convolutions.
-
-    z and the one-hot class form a 1x1 map that is upsampled 1 -> 3 -> 7 ->
-    13 -> 25 -> 50 with 64*(5-l)*width filters in layers l = 1..4 (the
-    discriminator's widths mirrored) and `channels` in layer 5; batch norm
-    and ReLU after each hidden layer, tanh at the end. With `spectral_norm`
-    every transposed convolution is spectrally normalised.
-    """
-    transposed = SpectralConv2DTranspose if spectral_norm else keras.layers.Conv2DTranspose
-    sizes = generator_sizes(image_size)
-    z = keras.Input((latent_dim,), name="z")
-    labels = keras.Input((), dtype="int32", name="labels")
-    x = keras.layers.Concatenate(name="z_and_class")([z, OneHot(num_classes, name="one_hot")(labels)])
-    x = keras.layers.Reshape((1, 1, latent_dim + num_classes), name="to_map")(x)
-    widths = [filters(5 - layer, width) for layer in range(1, 5)] + [channels]
-    for layer, n_filters in enumerate(widths, start=1):
-        size_in, size_out = sizes[layer - 1], sizes[layer]
-        if layer <= 2:  # 1 -> 3 and 3 -> 7: 'valid' transposed convolutions
-            conv = transposed(
-                n_filters, 3, strides=layer, padding="valid", name=f"deconv{layer}"
-            )
-        else:  # 'same' gives 2n - 1 + output_padding
-            conv = transposed(
-                n_filters, 3, strides=2, padding="same",
-                output_padding=size_out - 2 * size_in + 1, name=f"deconv{layer}",
-            )
-        x = conv(x)
-        if layer < 5:
-            # Synchronized: N replicas normalise like one device.
-            x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{layer}_bn")(x)
-            x = keras.layers.ReLU(name=f"deconv{layer}_relu")(x)
-    images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return keras.Model([z, labels], images, name="generator")
-
-
-def build_discriminator(image_size, num_classes, width, strides, channels=3):
-    """image -> {"real_fake": [B, 1] logits, "class": [B, num_classes] logits}.
-
-    Five 3x3 strided convolutions with 64*l*width filters (l = 1..5), leaky
-    ReLU 0.2, spectral norm on all but the first and last, no pooling and no
-    class input; then two single dense heads.
-    """
-    images = keras.Input((image_size, image_size, channels), name="images")
-    x = images
-    for layer, stride in enumerate(strides, start=1):
-        layer_class = keras.layers.Conv2D if layer in (1, len(strides)) else SpectralConv2D
-        conv = layer_class(
-            filters(layer, width), 3, strides=stride, padding="same", name=f"conv{layer}"
-        )
-        x = _leaky(f"conv{layer}_lrelu")(conv(x))
-    features = keras.layers.Flatten(name="features")(x)
-    real_fake = keras.layers.Dense(1, dtype="float32", name="real_fake")(features)
-    classes = keras.layers.Dense(num_classes, dtype="float32", name="class")(features)
-    return keras.Model(images, {"real_fake": real_fake, "class": classes}, name="discriminator")
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -163,6 +81,26 @@ class SemiSupervisedCGAN(Classifier, GAN):
     the zoo's reading before this option existed) is
     `generator_spectral_norm=False`.
 
+    Options beyond the paper (defaults = the paper), for making the
+    semi-supervised discriminator earn its place (issue 14):
+    - `discriminator_head="k_plus_one"`: one head of K class logits with the
+      fake class's logit fixed at 0 (Salimans et al. 2016), P(real) =
+      Z / (Z + 1), Z = sum_k exp(l_k); the real/fake loss and the penalty
+      then act on logsumexp(l), so unlabelled images train the class logits.
+    - `fake_class_warmup_steps`: the fakes' class loss is left out for this
+      many steps (early fakes are noise labelled with a class).
+    - `generator_loss="feature_matching"`: G matches the global-batch mean of
+      D's last convolutional features on real and generated images
+      (Salimans et al. 2016) instead of fooling the real/fake head; its
+      class loss stays.
+    - `real_augmentation`: "rot90" (a random quarter turn per image), "stain"
+      (H&E stain jitter, Tellez et al. 2018, `stain_sigma`) or both, applied
+      to the real images D sees (not to fakes: G learns the data's own
+      orientation and colours).
+    - `discriminator_ema_half_life_steps`: `classifier()` (and the exported
+      `classify`) use an exponential moving average of D's weights, taken
+      when `classifier()` is called.
+
     Args:
         image_size: patch side (50 for IDC; 49..56 fit the layer stack).
         channels: image channels.
@@ -183,6 +121,14 @@ class SemiSupervisedCGAN(Classifier, GAN):
         beta_1: Adam beta_1.
         beta_2: Adam beta_2.
         seed: seed of the training random stream.
+        generator_spectral_norm: see above.
+        discriminator_head: "two_heads" (the paper) or "k_plus_one".
+        fake_class_warmup_steps: steps before the fakes' class loss counts.
+        generator_loss: "bce" (the paper) or "feature_matching".
+        real_augmentation: None, "rot90", "stain" or "rot90,stain".
+        stain_sigma: strength of the stain jitter.
+        discriminator_ema_half_life_steps: None, or the half-life in steps of
+            the averaged discriminator behind `classifier()`.
 
     Example:
 
@@ -196,7 +142,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
     # Options that change training, not the weights: weights load across them.
     weight_independent_options = (
         "gradient_penalty_weight", "gradient_penalty_target", "fake_class_loss_weight",
-        "generator_class_loss_weight", "class_weights",
+        "generator_class_loss_weight", "class_weights", "fake_class_warmup_steps",
+        "generator_loss", "real_augmentation", "stain_sigma",
     )
 
     def __init__(
@@ -217,6 +164,12 @@ class SemiSupervisedCGAN(Classifier, GAN):
         beta_2=0.999,
         seed=0,
         generator_spectral_norm=True,
+        discriminator_head="two_heads",
+        fake_class_warmup_steps=0,
+        generator_loss="bce",
+        real_augmentation=None,
+        stain_sigma=0.05,
+        discriminator_ema_half_life_steps=None,
         **kwargs,
     ):
         image_size = check.integer_in_range("image_size", image_size, 49, 56)
@@ -232,11 +185,20 @@ class SemiSupervisedCGAN(Classifier, GAN):
                 check.non_negative_number, "class_weights", class_weights, length=num_classes
             )
         generator_spectral_norm = check.boolean("generator_spectral_norm", generator_spectral_norm)
+        discriminator_head = check.one_of("discriminator_head", discriminator_head, HEADS)
+        if real_augmentation is not None:
+            names = [n.strip() for n in str(real_augmentation).split(",") if n.strip()]
+            if not names or any(n not in REAL_AUGMENTATIONS for n in names) or len(set(names)) < len(names):
+                raise check.ConfigError(
+                    f"real_augmentation must be None or distinct names from {REAL_AUGMENTATIONS} "
+                    f"joined by commas; got {real_augmentation!r}."
+                )
+            real_augmentation = ",".join(names)
         super().__init__(
             build_generator(
                 image_size, latent_dim, num_classes, width, channels, generator_spectral_norm
             ),
-            build_discriminator(image_size, num_classes, width, strides, channels),
+            build_discriminator(image_size, num_classes, width, strides, channels, discriminator_head),
             latent_dim=latent_dim,
             num_classes=num_classes,
             latent_distribution="normal",
@@ -265,6 +227,17 @@ class SemiSupervisedCGAN(Classifier, GAN):
         self.learning_rate = check.positive_number("learning_rate", learning_rate)
         self.beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
         self.beta_2 = check.number_in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.discriminator_head = discriminator_head
+        self.fake_class_warmup_steps = check.non_negative_int("fake_class_warmup_steps",
+                                                              fake_class_warmup_steps)
+        self.generator_loss = check.one_of("generator_loss", generator_loss, ("bce", "feature_matching"))
+        self.real_augmentation = real_augmentation
+        self.stain_sigma = check.number_in_range("stain_sigma", stain_sigma, 0.0, 1.0)
+        self.discriminator_ema_half_life_steps = check.optional(
+            check.positive_number, "discriminator_ema_half_life_steps", discriminator_ema_half_life_steps
+        )
+        if self.discriminator_ema_half_life_steps is not None:
+            self.enable_ema("discriminator", half_life_steps=self.discriminator_ema_half_life_steps)
 
     def default_optimizers(self):
         return {
@@ -322,6 +295,13 @@ class SemiSupervisedCGAN(Classifier, GAN):
         z = self.sample_latent(batch, stream=0)
         fake_labels = self.sample_labels(batch, stream=1)
         alpha = self.random_uniform((batch, 1, 1, 1), stream=2)
+        if self.real_augmentation:
+            real = augment_real(real, self.real_augmentation, self.stream_seed(3, per_replica=False),
+                                self.data_range, self.stain_sigma)
+        fake_class_weight = self.fake_class_loss_weight
+        if self.fake_class_warmup_steps:
+            warm = tf.cast(self.step_counter, tf.int64) >= self.fake_class_warmup_steps
+            fake_class_weight = fake_class_weight * tf.cast(warm, tf.float32)
 
         def real_fake_logit(images):
             return self.discriminator(images, training=True)["real_fake"]
@@ -340,15 +320,28 @@ class SemiSupervisedCGAN(Classifier, GAN):
             d_loss = self.reduce(
                 adversarial
                 + self.gradient_penalty_weight * penalty
-                + self.fake_class_loss_weight * fake_class
+                + fake_class_weight * fake_class
             ) + real_class
             d_scaled = self.scale_loss("d", d_loss)
         self.apply_group_gradients("d", tape, d_scaled)
+        if self.discriminator_ema_half_life_steps is not None:
+            self.update_ema("discriminator")
+        if self.generator_loss == "feature_matching":
+            # training=False: this pass must not advance D's spectral-norm state.
+            real_features = tf.stop_gradient(self.global_mean(
+                self.discriminator(real, training=False)["features"]))
 
         with tf.GradientTape() as tape:
             fake = self.generator([z, fake_labels], training=True)
             on_fake = self.discriminator(fake, training=True)
-            g_per_example = losses.generator_bce(on_fake["real_fake"]) + (
+            if self.generator_loss == "feature_matching":
+                # ||E f(real) - E f(fake)||^2 over the global batch, the same
+                # value for every example (so `reduce` gives it once).
+                gap = real_features - self.global_mean(on_fake["features"])
+                adversarial_g = tf.reduce_sum(tf.square(gap)) * tf.ones([batch], tf.float32)
+            else:
+                adversarial_g = losses.generator_bce(on_fake["real_fake"])
+            g_per_example = adversarial_g + (
                 self.generator_class_loss_weight
                 * tf.nn.sparse_softmax_cross_entropy_with_logits(fake_labels, on_fake["class"])
             )
@@ -370,7 +363,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
         images = keras.Input((self.image_size, self.image_size, self.channels), name="images")
         low, high = self.data_range
         scaled = keras.layers.Rescaling(high - low, offset=low, name="to_model_range")(images)
-        logits = self.discriminator(scaled, training=False)["class"]
+        discriminator = self.sampling_network("discriminator")  # its EMA when kept
+        logits = discriminator(scaled, training=False)["class"]
         probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
         return UnitRangeModel(images, probabilities, name="semi_cgan_classifier")
 
@@ -393,6 +387,12 @@ class SemiSupervisedCGAN(Classifier, GAN):
             "width": self.width,
             "discriminator_strides": list(self.discriminator_strides),
             "generator_spectral_norm": self.generator_spectral_norm,
+            "discriminator_head": self.discriminator_head,
+            "fake_class_warmup_steps": self.fake_class_warmup_steps,
+            "generator_loss": self.generator_loss,
+            "real_augmentation": self.real_augmentation,
+            "stain_sigma": self.stain_sigma,
+            "discriminator_ema_half_life_steps": self.discriminator_ema_half_life_steps,
             "gradient_penalty_weight": self.gradient_penalty_weight,
             "gradient_penalty_target": self.gradient_penalty_target,
             "fake_class_loss_weight": self.fake_class_loss_weight,
@@ -416,6 +416,12 @@ register_model(
         "width": 1,
         "discriminator_strides": (2, 2, 2, 2, 1),
         "generator_spectral_norm": True,
+        "discriminator_head": "two_heads",
+        "fake_class_warmup_steps": 0,
+        "generator_loss": "bce",
+        "real_augmentation": None,
+        "stain_sigma": 0.05,
+        "discriminator_ema_half_life_steps": None,
         "gradient_penalty_weight": 10.0,
         "gradient_penalty_target": 1.0,
         "fake_class_loss_weight": 1.0,
