@@ -15,8 +15,8 @@ Splits (always by patient):
   the Kaggle copy), its 29 validation patients become the test set and a
   seeded 15% of the remaining patients become the validation set.
 - random: seeded 70/15/15 patient split.
-- kfold: --folds-fold cross-validation over all patients (stratified by the
-  patients' label pattern); in each fold --validation-share of the training
+- kfold: k-fold cross-validation over all patients (k = --folds, stratified
+  by the patients' label pattern); in each fold --validation-share of the training
   patients are held out to choose thresholds (and the cGAN's validation
   AUROC), and the fold's test patients are scored once. Every model is
   trained on every fold; the table gives mean +/- std over folds, and each
@@ -42,7 +42,6 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo import metrics as clinical
-from gan_zoo.metrics import crossval
 from gan_zoo.cli.arguments import (
     fraction,
     non_negative_int,
@@ -56,6 +55,7 @@ from gan_zoo.cli.train import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
+from gan_zoo.metrics import crossval
 from gan_zoo.metrics.plots import save_confusion_matrix, save_loss_curves, save_roc_curves
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
@@ -226,8 +226,9 @@ def prepare_split(dataset, split, baseline_names, args):
 def train_and_score(records, labelled, baseline_names, run, args):
     """Trains the baselines and the cGAN on one split; scores its test patients once.
 
-    Writes the split's table, ROC curves, confusion matrices and metrics
-    into `run` and returns {"results", "comparisons", "seconds", "patches"}.
+    Writes the split's table, ROC curves and confusion matrices into `run`
+    and returns {"results", "comparisons", "seconds", "patches",
+    "labelled_training_patches"}.
     """
     labels = {name: np.array([r.label for r in records[name]]) for name in ("validation", "test")}
     weights = idc.class_weights([r.label for r in labelled]) if args.class_weights else None
