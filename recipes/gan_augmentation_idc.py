@@ -34,7 +34,7 @@ quick look at the demo data (a few minutes on 2 CPU cores):
         --cluster-variants v1 --dcgan-epochs 1 --dcgan-filters 4 --cyclegan-epochs 1 \
         --cyclegan-filters 4 --cyclegan-batch 8 --domain-epochs 1
 
-The measured IDC run (docs/results/cyclegan.md), about 35 minutes on 2 cores:
+The measured IDC run (docs/results/cyclegan.md), about 20 minutes on 2 cores:
 
     python recipes/gan_augmentation_idc.py --data-dir ../shared/data/idc --train-patches 2400 \
         --dcgan-variants v3 --dcgan-epochs 15 --dcgan-filters 16 --cyclegan-epochs 5 \
