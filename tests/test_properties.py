@@ -51,8 +51,11 @@ TRANSLATORS = [
     ("cyclegan", {"image_size": 16, "generator_filters": 4, "discriminator_filters": 4,
                   "residual_blocks": 2, "pool_size": 3}),
 ]
-# ciGAN (infill) needs a feature-network file; add it with one to this list.
-INFILLERS = []
+# ciGAN builds its feature network only to train, so inference needs none.
+INFILLERS = [
+    ("cigan", {"patch_size": 16, "widths": (4, 4, 4), "discriminator_widths": (4, 4, 4, 4, 4),
+               "feature_weights": "random"}),
+]
 
 _models = {}
 
@@ -240,7 +243,7 @@ def test_translate_works_or_raises_a_value_error(name, config):
 @pytest.mark.parametrize("name, config", INFILLERS, ids=_ids(INFILLERS))
 def test_infill_works_or_raises_a_value_error(name, config):
     model = build(name, config)
-    shape = tuple(model.image_shape)
+    shape = tuple(model.translation_image_shape())
 
     @FEW
     @given(images=image_arrays(shape), target=st.integers(-1, 2))
