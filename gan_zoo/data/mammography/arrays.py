@@ -73,12 +73,17 @@ class MammogramArrays:
         )
 
 
-def _mask_boxes(mask_path, shape, minimum_side, window):
+def _mask_file(mask_path, shape, window):
+    """A mask image as bool pixels of `shape` (resized nearest when it differs)."""
     mask = load_grayscale(mask_path, window=window) > 0.5
-    if mask.shape != shape:
+    if mask.shape != tuple(shape[:2]):
         mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]),
                           interpolation=cv2.INTER_NEAREST).astype(bool)
-    return roi_boxes(mask, minimum_side=minimum_side)
+    return mask
+
+
+def _mask_boxes(mask_path, shape, minimum_side, window):
+    return roi_boxes(_mask_file(mask_path, shape, window), minimum_side=minimum_side)
 
 
 def lesion_mask(record, shape, *, window="bits"):
@@ -93,20 +98,11 @@ def lesion_mask(record, shape, *, window="bits"):
     """
     shape = tuple(shape[:2])
     mask = np.zeros(shape, bool)
-
-    def add_file(path):
-        nonlocal mask
-        part = load_grayscale(path, window=window) > 0.5
-        if part.shape != shape:
-            part = cv2.resize(part.astype(np.uint8), (shape[1], shape[0]),
-                              interpolation=cv2.INTER_NEAREST).astype(bool)
-        mask |= part
-
     if record.mask_path:
-        add_file(record.mask_path)
+        mask |= _mask_file(record.mask_path, shape, window)
     for lesion in record.lesions:
         if lesion.mask_path:
-            add_file(lesion.mask_path)
+            mask |= _mask_file(lesion.mask_path, shape, window)
         elif lesion.polygon:
             mask |= polygon_mask(lesion.polygon, shape).astype(bool)
         elif lesion.centre is not None and lesion.radius is not None:
