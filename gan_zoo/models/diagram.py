@@ -24,7 +24,7 @@ def _leaky(name):
     return keras.layers.LeakyReLU(0.2, name=name)
 
 
-def build_generator(patch_size, latent_dim, filters, kernel_size):
+def build_generator(patch_size, latent_dim, filters, kernel_size, momentum=0.99):
     """z in [-1, 1]^n -> patch in [-1, 1]: one dense, four transposed convs.
 
     dense -> (s/16)^2 x filters[0] -> BN -> ReLU, then transposed convs
@@ -35,13 +35,14 @@ def build_generator(patch_size, latent_dim, filters, kernel_size):
     z = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(start * start * filters[0], name="dense")(z)
     x = keras.layers.Reshape((start, start, filters[0]), name="to_map")(x)
-    x = keras.layers.BatchNormalization(synchronized=True, name="dense_bn")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, momentum=momentum, name="dense_bn")(x)
     x = keras.layers.ReLU(name="dense_relu")(x)
     for index, width in enumerate([*filters[1:], 1], start=1):
         x = keras.layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same",
                                          name=f"deconv{index}")(x)
         if index < 4:
-            x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{index}_bn")(x)
+            x = keras.layers.BatchNormalization(synchronized=True, momentum=momentum,
+                                                name=f"deconv{index}_bn")(x)
             x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
     patches = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(z, patches, name="generator")
@@ -74,17 +75,20 @@ def build_discriminator(feature_shape, num_classes, use_gan):
     return keras.Model(features, logits, name="discriminator")
 
 
-def _residual_block(x, width, stride, name):
+def _residual_block(x, width, stride, name, momentum=0.99):
     """He et al. 2016 basic block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
+    def batch_norm(layer_name):
+        return keras.layers.BatchNormalization(synchronized=True, momentum=momentum, name=layer_name)
+
     shortcut = x
     y = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn1")(y)
+    y = batch_norm(f"{name}_bn1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn2")(y)
+    y = batch_norm(f"{name}_bn2")(y)
     if stride != 1 or x.shape[-1] != width:
         shortcut = keras.layers.Conv2D(width, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_proj_bn")(shortcut)
+        shortcut = batch_norm(f"{name}_proj_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return keras.layers.ReLU(name=f"{name}_relu2")(y)
 
@@ -92,7 +96,7 @@ def _residual_block(x, width, stride, name):
 POOLINGS = ("average", "max")
 
 
-def build_extended(feature_channels, num_classes, filters, strides, pooling="average"):
+def build_extended(feature_channels, num_classes, filters, strides, pooling="average", momentum=0.99):
     """E: six residual blocks on F's whole-image maps, global pooling, dense logits.
 
     `pooling="max"` keeps the strongest local evidence (a small lesion in a
@@ -101,7 +105,7 @@ def build_extended(feature_channels, num_classes, filters, strides, pooling="ave
     features = keras.Input((None, None, feature_channels), name="image_features")
     x = features
     for index, (width, stride) in enumerate(zip(filters, strides), start=1):
-        x = _residual_block(x, width, stride, f"block{index}")
+        x = _residual_block(x, width, stride, f"block{index}", momentum)
     pool = keras.layers.GlobalMaxPooling2D if pooling == "max" else keras.layers.GlobalAveragePooling2D
     x = pool(name="pool")(x)
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
@@ -188,6 +192,11 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         generator_filters: widths of G's dense map and first three
             transposed convolutions.
         generator_kernel_size: kernel of G's transposed convolutions.
+        batch_norm_momentum: momentum of the moving statistics of every
+            batch norm (E and G; the paper is silent: Keras' 0.99). Inference
+            uses those statistics, so a short run (a few hundred steps, e.g.
+            fine-tuning on a few hundred images) classifies better with a
+            lower momentum such as 0.9, which follows the batches faster.
         learning_rate: Adam learning rate of every group.
         beta_1: Adam beta_1.
         beta_2: Adam beta_2.
@@ -205,6 +214,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
 
     tracked_losses = ("d_loss", "patch_class_loss", "image_class_loss", "g_loss",
                       "patch_accuracy", "image_accuracy")
+    # Options that change training, not the weights: weights load across them.
+    weight_independent_options = ("batch_norm_momentum",)
 
     def __init__(
         self,
@@ -221,6 +232,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         extended_pooling="average",
         generator_filters=(256, 128, 64, 32),
         generator_kernel_size=5,
+        batch_norm_momentum=0.99,
         learning_rate=1e-4,
         beta_1=0.5,
         beta_2=0.999,
@@ -246,6 +258,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         self.generator_filters = check.sequence_of(check.positive_int, "generator_filters",
                                                    generator_filters, length=4)
         self.generator_kernel_size = check.positive_int("generator_kernel_size", generator_kernel_size)
+        self.batch_norm_momentum = check.number_in_range("batch_norm_momentum", batch_norm_momentum,
+                                                         0.0, 1.0, high_inclusive=False)
         self.learning_rate = check.positive_number("learning_rate", learning_rate)
         self.beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
         self.beta_2 = check.number_in_range("beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
@@ -262,7 +276,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         }
         if self.use_gan:
             networks["generator"] = build_generator(
-                self.patch_size, latent_dim, self.generator_filters, self.generator_kernel_size)
+                self.patch_size, latent_dim, self.generator_filters, self.generator_kernel_size,
+                self.batch_norm_momentum)
         super().__init__(networks, data_range=(-1.0, 1.0), seed=seed, **kwargs)
         self.num_classes = num_classes
         self.latent_dim = latent_dim
@@ -278,7 +293,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
 
     def _build_extended(self, num_classes):
         return build_extended(self.feature_filters[-1], num_classes, self.extended_filters,
-                              self.extended_strides, self.extended_pooling)
+                              self.extended_strides, self.extended_pooling, self.batch_norm_momentum)
 
     # -------------------------------------------------------------- groups
     def update_groups(self):
@@ -476,6 +491,7 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
             "extended_filters": list(self.extended_filters),
             "extended_strides": list(self.extended_strides),
             "extended_pooling": self.extended_pooling,
+            "batch_norm_momentum": self.batch_norm_momentum,
             "generator_filters": list(self.generator_filters),
             "generator_kernel_size": self.generator_kernel_size,
             "learning_rate": self.learning_rate,
@@ -512,6 +528,7 @@ register_model(
         "extended_filters": (256, 256, 256, 256, 256, 256),
         "extended_strides": (1, 2, 1, 2, 1, 1),
         "extended_pooling": "average",
+        "batch_norm_momentum": 0.99,
         "generator_filters": (256, 128, 64, 32),
         "generator_kernel_size": 5,
         "learning_rate": 1e-4,
