@@ -23,7 +23,10 @@ Splits (always by patient):
   baseline is compared with the cGAN fold by fold (per-fold AUROC
   differences, a paired t-test across folds, per-fold DeLong tests). Each
   fold writes its own folder (fold0, fold1, ...); a rerun skips finished
-  folds and resumes the interrupted one.
+  folds and resumes the interrupted one. --only-folds runs some folds.
+  --tune chooses options on training patients only: each fold's test
+  patients are not read, its validation patients are scored, and a second
+  carve-out of its training patients sets the thresholds.
 
 With --labelled-fraction F < 1 only a seeded, class-stratified fraction F of
 the training patches keeps its label: the baselines train on those alone,
@@ -31,9 +34,12 @@ the cGAN uses the rest as unlabelled images for its real/fake head.
 
     python recipes/semi_cgan_idc.py --epochs 2
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --split kfold --epochs 15
+    python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --split kfold --tune \
+        --only-folds 0 --baselines '' --set generator_loss=feature_matching
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --width 1 --epochs 200
 """
 
+import argparse
 import json
 import sys
 import time
@@ -80,6 +86,14 @@ def parse_args(argv=None):
     parser.add_argument("--validation-share", type=fraction, default=0.15,
                         help="share of each fold's training patients held out as validation "
                         "patients (--split kfold)")
+    parser.add_argument("--only-folds", type=fold_indices, default=None, metavar="I,J,...",
+                        help="run only these folds of --split kfold (0-based), e.g. to screen "
+                        "options on one fold or to spread the folds over machines")
+    parser.add_argument("--tune", action="store_true",
+                        help="choose options without reading the test patients (--split kfold): "
+                        "each fold's test patients are left out, its validation patients are "
+                        "scored, and thresholds come from a second --validation-share carve-out "
+                        "of its training patients")
     parser.add_argument("--baselines", default="cruz_roa_cnn,small_cnn",
                         help="comma-separated zoo classifiers to compare ('' for none)")
     parser.add_argument("--baseline-epochs", type=positive_int, default=None,
@@ -102,7 +116,23 @@ def parse_args(argv=None):
         parser.error(f"--folds must be at least 2; got {args.folds}")
     if args.split == "kfold" and not args.validation_share < 1:
         parser.error(f"--validation-share must be below 1; got {args.validation_share}")
+    if args.split != "kfold" and (args.tune or args.only_folds is not None):
+        parser.error("--tune and --only-folds need --split kfold")
+    if args.only_folds is not None and max(args.only_folds) >= args.folds:
+        parser.error(f"--only-folds: fold indices run from 0 to {args.folds - 1} (--folds "
+                     f"{args.folds}); got {max(args.only_folds)}")
     return args
+
+
+def fold_indices(text):
+    """argparse type: '0,2' -> (0, 2)."""
+    try:
+        indices = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold indices like 0,2; got {text!r}") from None
+    if min(indices) < 0:
+        raise argparse.ArgumentTypeError(f"fold indices are 0 or more; got {text!r}")
+    return indices
 
 
 def patient_split(dataset, scheme, seed):
@@ -137,17 +167,33 @@ def _checked(split, scheme):
     return split
 
 
-def kfold_splits(dataset, folds, validation_share, seed):
-    """[(fold name, {"train", "validation", "test"} -> patients)] by patient."""
-    splits = []
-    for index, (train, test) in enumerate(idc.idc_kfold(dataset, k=folds, seed=seed)):
-        patches = dataset.patches_of(train)
+def kfold_splits(dataset, folds, validation_share, seed, only=None, tune=False):
+    """[(fold name, {"train", "validation", "test"} -> patients)] by patient.
+
+    With `tune` the fold's test patients are dropped and its validation
+    patients take their place as the scored set; a second carve-out of the
+    training patients becomes the validation set (thresholds). Options are
+    then chosen on training patients only.
+    """
+
+    def carve(patients):
+        patches = dataset.patches_of(patients)
         carved = split_by_group(
             [p.patient for p in patches],
             {"train": 1.0 - validation_share, "validation": validation_share},
             seed=seed, labels=[p.label for p in patches],
         )
-        split = {"train": carved["train"], "validation": carved["validation"], "test": sorted(test)}
+        return carved["train"], carved["validation"]
+
+    splits = []
+    for index, (train, test) in enumerate(idc.idc_kfold(dataset, k=folds, seed=seed)):
+        if only is not None and index not in only:
+            continue
+        train, validation = carve(train)
+        if tune:
+            test = validation
+            train, validation = carve(train)
+        split = {"train": train, "validation": validation, "test": sorted(test)}
         splits.append((f"fold{index}", _checked(split, f"kfold (fold{index})")))
     return splits
 
@@ -343,9 +389,16 @@ def main(argv=None):
     baseline_names = list(filter(None, args.baselines.split(",")))
     build_baselines(baseline_names)
     if args.split == "kfold":
-        splits = kfold_splits(dataset, args.folds, args.validation_share, args.split_seed)
+        splits = kfold_splits(dataset, args.folds, args.validation_share, args.split_seed,
+                              only=args.only_folds, tune=args.tune)
         split_note = (f"{args.folds}-fold cross-validation by patient; validation = "
                       f"{args.validation_share:g} of each fold's training patients")
+        if args.only_folds is not None:
+            split_note += f"; folds run: {', '.join(name for name, _ in splits)}"
+        if args.tune:
+            split_note += ("; TUNING: the folds' test patients were not read, the scored "
+                           f"patients are each fold's validation patients and thresholds come "
+                           f"from a further {args.validation_share:g} of its training patients")
     else:
         split, split_note = patient_split(dataset, args.split, args.split_seed)
         splits = [(None, split)]
@@ -386,14 +439,16 @@ def main(argv=None):
             print(f"{fold}: done (resumed from {done})")
             continue
         print(f"\n{fold}: {len(split['train'])} training / {len(split['validation'])} validation / "
-              f"{len(split['test'])} test patients", flush=True)
+              f"{len(split['test'])} {'scored validation' if args.tune else 'test'} patients",
+              flush=True)
         outcome = train_and_score(records, labelled, baseline_names, fold_run, args)
         outcome["patients"] = {k: sorted(v) for k, v in split.items()}
         fold_run.write_json("fold.json", outcome)
         folds.append(json.loads(done.read_text()))
     summary, paired = cross_validation_report(folds, args)
     table = crossval.format_cv_table(summary)
-    print(f"\nTest patients of every fold ({split_note}); threshold by Youden's J on each "
+    scored = "Validation patients (tuning)" if args.tune else "Test patients"
+    print(f"\n{scored} of every fold ({split_note}); threshold by Youden's J on each "
           "fold's validation patients:\n")
     print(table)
     for pair, comparison in paired.items():
@@ -407,6 +462,7 @@ def main(argv=None):
         "folds": [{k: fold[k] for k in ("results", "seconds", "patches", "patients")} for fold in folds],
         "wall_seconds": time.perf_counter() - started,
         "split": split_note,
+        "tuning": args.tune,
         "data": data,
     })
     print(f"\nRun folder: {run.directory}")

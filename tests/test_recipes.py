@@ -30,6 +30,17 @@ def demo(demo_root, monkeypatch):
     monkeypatch.setenv("GAN_ZOO_DEMO_DIR", str(demo_root))
 
 
+def test_the_readme_main_command_parses():
+    # The README's first command is a user's first look: an option renamed in
+    # the recipe must not leave it broken.
+    readme = (RECIPES.parent / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "recipes/dcgan_idc.py" in line
+                   and "pip install -e ." in line)
+    argv = command.split("recipes/dcgan_idc.py", 1)[1].split()
+    args = load_recipe("dcgan_idc").parse_args(argv)
+    assert args.ema_half_life and args.data_dir is None  # the demo data, sampled from the EMA
+
+
 def test_dcgan_recipe_writes_samples_metrics_and_resumes(tmp_path, demo):
     recipe = load_recipe("dcgan_idc")
     out = tmp_path / "run"
@@ -134,6 +145,39 @@ def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_pat
     (out / "fold1" / "fold.json").unlink()
     again = recipe.main(argv)
     assert again["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
+
+
+def test_semi_cgan_tuning_folds_never_read_the_test_patients(tmp_path, demo):
+    recipe = load_recipe("semi_cgan_idc")
+    common = ["--split", "kfold", "--folds", "3", "--validation-share", "0.25",
+              "--baselines", "small_cnn", "--baseline-epochs", "1", "--skip-gan"]
+    tuned = tmp_path / "tune"
+    recipe.main(common + ["--tune", "--only-folds", "1", "--out", str(tuned)])
+    plain = tmp_path / "plain"
+    recipe.main(common + ["--only-folds", "1", "--out", str(plain)])
+    tune_metrics = json.loads((tuned / "metrics.json").read_text())
+    plain_metrics = json.loads((plain / "metrics.json").read_text())
+    assert tune_metrics["tuning"] and not plain_metrics["tuning"]
+    assert "folds run: fold1" in tune_metrics["split"]
+    (tuning,), (evaluation,) = tune_metrics["folds"], plain_metrics["folds"]
+    assert not (tuned / "fold0").exists() and not (plain / "fold2").exists()
+    # Tuning scores fold1's validation patients, learns on the rest of its
+    # training patients, and never sees its test patients.
+    seen = {p for patients in tuning["patients"].values() for p in patients}
+    assert not seen & set(evaluation["patients"]["test"])
+    assert set(tuning["patients"]["test"]) == set(evaluation["patients"]["validation"])
+    assert seen == set(evaluation["patients"]["train"]) | set(evaluation["patients"]["validation"])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--tune"], "--tune and --only-folds need --split kfold"),
+    (["--split", "kfold", "--only-folds", "5"], "fold indices run from 0 to 4"),
+    (["--split", "kfold", "--only-folds", "a"], "expected fold indices like 0,2"),
+])
+def test_semi_cgan_fold_options_are_checked(capsys, tmp_path, argv, fragment):
+    status, err = run_command_line(capsys, "semi_cgan_idc", argv + ["--out", str(tmp_path / "run")])
+    assert status == 2 and fragment in err
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------- issue 8: bad input, bad luck
