@@ -99,6 +99,9 @@ def parse_args(argv=None):
     parser.add_argument("--baseline-epochs", type=positive_int, default=None,
                         help="epochs of every baseline (default: each model's own default)")
     parser.add_argument("--skip-gan", action="store_true", help="train only the baselines")
+    parser.add_argument("--preset", default=None,
+                        help="a registered semi_cgan preset (see `gan-zoo list --verbose`), "
+                        "e.g. idc_cv; --set values win over it")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a semi_cgan option (repeatable), e.g. --set generator_loss=feature_matching "
                         "--set real_augmentation=rot90,stain (see `gan-zoo list --verbose`)")
@@ -303,7 +306,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
             gan = gan_zoo.load(
                 "semi_cgan", width=args.width, seed=args.seed,
                 class_weights=None if weights is None else [weights[0], weights[1]],
-                **parse_overrides(args.set),
+                preset=args.preset, **parse_overrides(args.set),
             )
             gan.compile(jit_compile=args.jit)
         classifier = gan.classifier()
@@ -351,7 +354,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
 
 
 def cgan_name(args):
-    return f"semi_cgan_w{args.width:g}"
+    return f"semi_cgan_w{args.width:g}" + (f"_{args.preset}" if args.preset else "")
 
 
 def cross_validation_report(folds, args):
@@ -376,7 +379,10 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.skip_gan:  # the cGAN's options, checked before anything is written
         try:
-            gan_zoo.load("semi_cgan", width=args.width, seed=args.seed, **parse_overrides(args.set))
+            gan_zoo.load("semi_cgan", width=args.width, seed=args.seed, preset=args.preset,
+                         **parse_overrides(args.set))
+        except KeyError as error:
+            raise UsageError(f"--preset: {error.args[0]}") from None
         except (TypeError, ValueError) as error:
             raise UsageError(f"--set: {error}") from None
     run = start_run(NAME, args)

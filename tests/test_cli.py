@@ -115,6 +115,7 @@ def test_list_verbose_shows_citation_and_config(capsys):
     out = " ".join(capsys.readouterr().out.split())  # undo line wrapping
     assert " ".join(gan_zoo.get_spec("dcgan").citation.split()) in out
     assert "image_size=64" in out
+    assert "preset idc_cv (--preset idc_cv): generator_loss='feature_matching'" in out
 
 
 @pytest.mark.parametrize("command", [[], ["list"], ["train"], ["sample"], ["export"]])
@@ -178,6 +179,14 @@ def test_bad_set(capsys, tmp_path):
         "variant must be one of",
     )
     assert not (tmp_path / "runs").exists(), "no run folder for a rejected config"
+
+
+def test_unknown_preset_is_one_line_before_reading_data(capsys, tmp_path):
+    assert_user_error(
+        capsys, ["train", "semi_cgan", "--preset", "idc_vc", "--data-dir", str(tmp_path / "none")],
+        "Unknown preset 'idc_vc' for model 'semi_cgan'; its presets: idc_cv",
+    )
+    assert_user_error(capsys, ["train", "dcgan", "--preset", "idc_cv"], "its presets: none")
 
 
 def test_only_the_models_own_validation_errors_become_user_errors(monkeypatch):

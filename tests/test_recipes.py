@@ -233,6 +233,14 @@ def run_command_line(capsys, name, argv):
     return status, err
 
 
+def test_semi_cgan_recipe_checks_the_preset_before_writing_anything(capsys, tmp_path):
+    out = tmp_path / "run"
+    status, err = run_command_line(capsys, "semi_cgan_idc", ["--preset", "nope", "--out", str(out)])
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "--preset: Unknown preset 'nope' for model 'semi_cgan'; its presets: idc_cv" in err
+    assert not out.exists()
+
+
 def test_semi_cgan_recipe_checks_cgan_options_before_writing_anything(capsys, tmp_path):
     out = tmp_path / "run"
     status, err = run_command_line(capsys, "semi_cgan_idc", ["--set", "generator_loss=fm", "--out", str(out)])

@@ -94,3 +94,27 @@ def test_load_model_in_a_fresh_session(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("SemiSupervisedCGAN")
+
+
+def test_presets_sit_between_paper_defaults_and_overrides():
+    from gan_zoo.registry import _REGISTRY, register_model, resolve_config
+
+    def builder(**config):
+        return config
+
+    register_model("toy_with_presets", builder, {"a": 1, "b": 2}, "toy", "toy",
+                   presets={"tuned": {"a": 10}})
+    try:
+        assert resolve_config("toy_with_presets") == {"a": 1, "b": 2}
+        assert gan_zoo.load("toy_with_presets", preset="tuned") == {"a": 10, "b": 2}
+        assert gan_zoo.load("toy_with_presets", preset="tuned", a=3, b=4) == {"a": 3, "b": 4}
+        with pytest.raises(KeyError, match="Unknown preset 'tund' for model 'toy_with_presets'; "
+                           "its presets: tuned"):
+            gan_zoo.load("toy_with_presets", preset="tund")
+        with pytest.raises(TypeError):
+            gan_zoo.get_spec("toy_with_presets").presets["tuned"]["a"] = 5  # read-only
+        with pytest.raises(ValueError, match=r"Preset 'bad' of 'toy_bad' sets unknown options \['c'\]"):
+            register_model("toy_bad", builder, {"a": 1}, "toy", "toy", presets={"bad": {"c": 1}})
+    finally:
+        _REGISTRY.pop("toy_with_presets", None)
+    assert "toy_bad" not in _REGISTRY

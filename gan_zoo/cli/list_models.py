@@ -54,4 +54,7 @@ def run(args):
         print("  paper-default config (change with --set KEY=VALUE):")
         for key, value in spec.config.items():
             print(f"    {key}={value!r}")
+        for preset, values in spec.presets.items():
+            settings = " ".join(f"{key}={value!r}" for key, value in values.items())
+            print(f"  preset {preset} (--preset {preset}): {settings}")
     return 0

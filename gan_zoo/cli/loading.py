@@ -24,17 +24,18 @@ def get_spec(name):
         raise UsageError(message(error)) from None
 
 
-def resolve_config(name, overrides):
-    """The model's paper defaults updated with `overrides`, keys checked.
+def resolve_config(name, overrides, preset=None):
+    """The model's paper defaults, then `preset`, then `overrides`, keys checked.
 
     Args:
         name: a registered model name.
         overrides: {option: value}.
+        preset: optional name of one of the model's registered presets.
     """
     from gan_zoo.registry import resolve_config as resolve
 
     try:
-        return resolve(name, **overrides)
+        return resolve(name, preset=preset, **overrides)
     except (KeyError, TypeError) as error:
         raise UsageError(message(error)) from None
 

@@ -61,6 +61,9 @@ def add_parser(commands):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config value; repeatable; values are Python "
                    "literals or strings, e.g. --set variant=v3 --set image_size=50")
+    p.add_argument("--preset", default=None,
+                   help="a named set of option values registered with the model (see "
+                   "`gan-zoo list --verbose`); --set values win over it")
     p.add_argument("--conditional", action="store_true",
                    help="train a class-conditional GAN: sets num_classes to the number "
                    "of classes in the data (for models with a num_classes option)")
@@ -324,11 +327,11 @@ def run(args):
             f"{args.model!r} is a {spec.task}; `gan-zoo train` trains generators "
             f"({', '.join(gan_zoo.list_models(task='generator'))})."
         )
-    resolve_config(args.model, overrides)  # unknown keys, before reading the data
+    resolve_config(args.model, overrides, args.preset)  # unknown keys, before reading the data
     check_out_dir(args.out, args.data_dir)  # start_run checks again; this is before any work
     data = training_data(args.data_dir, args.layout, args.on_error)
     print(data.summary)
-    config = resolve_config(args.model, model_overrides(args, spec, data, overrides))
+    config = resolve_config(args.model, model_overrides(args, spec, data, overrides), args.preset)
     num_classes = config.get("num_classes") or 0
     if num_classes and num_classes != len(data.class_names):
         raise UsageError(
