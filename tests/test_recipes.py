@@ -233,19 +233,16 @@ def run_command_line(capsys, name, argv):
     return status, err
 
 
-def test_semi_cgan_recipe_checks_the_preset_before_writing_anything(capsys, tmp_path):
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "nope"], "--preset: Unknown preset 'nope' for model 'semi_cgan'; its presets: idc_cv"),
+    (["--set", "generator_loss=fm"],
+     "--set: generator_loss must be one of 'bce', 'feature_matching'; got 'fm'."),
+])
+def test_semi_cgan_recipe_checks_cgan_options_before_writing_anything(capsys, tmp_path, argv, message):
     out = tmp_path / "run"
-    status, err = run_command_line(capsys, "semi_cgan_idc", ["--preset", "nope", "--out", str(out)])
+    status, err = run_command_line(capsys, "semi_cgan_idc", argv + ["--out", str(out)])
     assert status == 2 and len(err.strip().splitlines()) == 1
-    assert "--preset: Unknown preset 'nope' for model 'semi_cgan'; its presets: idc_cv" in err
-    assert not out.exists()
-
-
-def test_semi_cgan_recipe_checks_cgan_options_before_writing_anything(capsys, tmp_path):
-    out = tmp_path / "run"
-    status, err = run_command_line(capsys, "semi_cgan_idc", ["--set", "generator_loss=fm", "--out", str(out)])
-    assert status == 2 and len(err.strip().splitlines()) == 1
-    assert "--set: generator_loss must be one of 'bce', 'feature_matching'; got 'fm'." in err
+    assert message in err
     assert not out.exists()
 
 
