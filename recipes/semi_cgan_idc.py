@@ -4,8 +4,9 @@ Trains the baseline CNNs (Cruz-Roa et al. 2014 as distributed by Janowczyk &
 Madabhushi 2016, and a modern small CNN) and the semi-supervised cGAN on the
 same patient split, then scores every model on the test patients with a
 decision threshold chosen on validation patients. Prints the paper's Table 1
-layout (rows = metrics, columns = models), writes metrics.json, ROC curves,
-confusion matrices and sample grids (one row per class).
+layout (rows = metrics, columns = models), writes metrics.json, every model's
+per-patch scores (scores.npz), ROC curves, confusion matrices and sample grids
+(one row per class).
 
 Splits (always by patient):
 - auto (default): cruz_roa when the data holds any of its listed patients
@@ -309,10 +310,11 @@ def train_and_score(records, labelled, baseline_names, run, args):
                 preset=args.preset, **parse_overrides(args.set),
             )
             gan.compile(jit_compile=args.jit)
-        classifier = gan.classifier()
 
+        # `classifier()` is taken at each use, never once before training:
+        # with an EMA of D it holds the average as of the call.
         def validation_auroc(model, epoch):
-            val = predict_scores(classifier, records["validation"], size_policy=POLICY)
+            val = predict_scores(gan.classifier(), records["validation"], size_policy=POLICY)
             return {"validation_auroc": clinical.binary_metrics(labels["validation"], val)["auroc"]}
 
         # The model's plan: flips, and the rate constant for the first half
@@ -325,6 +327,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
             evaluate_every=args.eval_every or 1,
         )
         gan.save(run.path("semi_cgan.keras"))  # before scoring: nothing trained is lost
+        classifier = gan.classifier()
         name = cgan_name(args)
         scores[name] = {s: predict_scores(classifier, records[s], size_policy=POLICY) for s in labels}
         results[name] = {**evaluate(scores[name], labels), "epochs": len(epoch_logs)}
@@ -339,6 +342,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
             for other in results if other != name
         }
 
+    save_scores(run.path("scores.npz"), records, labels, scores)
     (run.directory / "table.md").write_text(clinical.format_metrics_table(results) + "\n")
     save_roc_curves(
         run.path("roc_test.png"), {n: (labels["test"], s["test"]) for n, s in scores.items()}
@@ -351,6 +355,24 @@ def train_and_score(records, labelled, baseline_names, run, args):
         "patches": {k: len(v) for k, v in records.items()},
         "labelled_training_patches": len(labelled),
     }
+
+
+def save_scores(path, records, labels, scores):
+    """Every model's per-patch scores, with labels, patients and files.
+
+    Keys `<model>.<split>`, `labels.<split>`, `patients.<split>` and
+    `paths.<split>` for the validation and test splits, so that runs can be
+    compared on the same patches afterwards (e.g. a paired DeLong test of
+    two cGAN settings: `gan_zoo.metrics.delong_paired_test`).
+    """
+    arrays = {}
+    for split in labels:
+        arrays[f"labels.{split}"] = labels[split]
+        arrays[f"patients.{split}"] = np.array([str(r.group) for r in records[split]])
+        arrays[f"paths.{split}"] = np.array([str(r.path) for r in records[split]])
+        for model_name, by_split in scores.items():
+            arrays[f"{model_name}.{split}"] = np.asarray(by_split[split], np.float32)
+    np.savez_compressed(path, **arrays)
 
 
 def cgan_name(args):

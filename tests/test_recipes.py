@@ -100,6 +100,30 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     assert 0 < logged[-1]["train_seconds"] <= logged[-1]["seconds"]
 
 
+def test_semi_cgan_recipe_scores_the_trained_discriminator_average(tmp_path, demo):
+    # With an EMA of D, `classifier()` holds the average as of the call: the
+    # saved per-patch scores must be those of the trained model's average.
+    import keras
+
+    from gan_zoo.data.image_folder import ImageRecord
+    from gan_zoo.training.classify import predict_scores
+
+    recipe = load_recipe("semi_cgan_idc")
+    out = tmp_path / "run"
+    recipe.main(["--epochs", "1", "--width", "0.125", "--baselines", "", "--batch-size", "32",
+                 "--eval-every", "0", "--set", "discriminator_ema_half_life_steps=1",
+                 "--out", str(out)])
+    saved = np.load(out / "scores.npz")
+    assert sorted(saved.files) == sorted(
+        f"{key}.{split}" for key in ("labels", "patients", "paths", "semi_cgan_w0.125")
+        for split in ("test", "validation"))
+    records = [ImageRecord(path, int(label))
+               for path, label in zip(saved["paths.test"], saved["labels.test"])]
+    trained = keras.models.load_model(out / "semi_cgan.keras").classifier()
+    rescored = predict_scores(trained, records, size_policy=recipe.POLICY)
+    np.testing.assert_allclose(saved["semi_cgan_w0.125.test"], rescored, atol=1e-5)
+
+
 def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
     with pytest.raises(ValueError, match="use --split random"):
