@@ -368,10 +368,13 @@ class SemiSupervisedCGAN(Classifier, GAN):
     def classifier(self):
         """The discriminator's class head as a classifier of [0, 1] images.
 
-        Returns a Keras model (sharing the discriminator's weights) mapping
-        float32 images in [0, 1], [B, H, W, C], to class probabilities
-        [B, num_classes]; for IDC column 1 is P(IDC). Its `predict` refuses
-        arrays outside [0, 1] (e.g. 0-255 pixels) with a ValueError.
+        Returns a Keras model mapping float32 images in [0, 1], [B, H, W, C],
+        to class probabilities [B, num_classes]; for IDC column 1 is P(IDC).
+        Its `predict` refuses arrays outside [0, 1] (e.g. 0-255 pixels) with
+        a ValueError. It shares the discriminator's weights, so it follows
+        training; with `discriminator_ema_half_life_steps` it holds the
+        average as of this call instead: call `classifier()` again after
+        training.
         """
         images = keras.Input((self.image_size, self.image_size, self.channels), name="images")
         low, high = self.data_range
