@@ -266,6 +266,19 @@ def test_fake_class_warmup_leaves_out_the_fakes_class_loss_at_first():
     assert not _same(warm.discriminator, paper.discriminator)
 
 
+def test_labelled_class_loss_weight_scales_the_class_heads_step():
+    def class_head_step(weight):
+        keras.utils.set_random_seed(3)
+        start = DataNoiseCGAN(width=0.125, latent_dim=16).discriminator.get_layer("class").kernel.numpy()
+        # Without the fakes' class loss, only the labelled images move the head.
+        trained = _one_step({"fake_class_loss_weight": 0.0, "labelled_class_loss_weight": weight})
+        return trained.discriminator.get_layer("class").kernel.numpy() - start
+
+    once = class_head_step(1.0)
+    assert np.abs(once).max() > 0
+    np.testing.assert_allclose(class_head_step(3.0), 3.0 * once, rtol=1e-4, atol=1e-7)
+
+
 def test_feature_matching_changes_only_the_generator_update():
     matched = _one_step({"generator_loss": "feature_matching"})
     paper = _one_step({})

@@ -30,8 +30,15 @@ CITATION = (
 # a 5-fold patient split of the IDC data, test patients never read, each
 # option of the class docstring was screened alone at 5 epochs (bfloat16);
 # feature matching was the one clear gain, a penalty weight of 1 a small one
-# in balanced accuracy and F1; both held over two seeds.
-IDC_CV_PRESET = {"generator_loss": "feature_matching", "gradient_penalty_weight": 1.0}
+# in balanced accuracy and F1; both held over two seeds. A labelled class-loss
+# weight of 10 on top was then compared on the training patients of all five
+# folds (validation AUROC +1.7 points, balanced accuracy and F1 level) and
+# kept by a rule fixed before that comparison.
+IDC_CV_PRESET = {
+    "generator_loss": "feature_matching",
+    "gradient_penalty_weight": 1.0,
+    "labelled_class_loss_weight": 10.0,
+}
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
@@ -57,7 +64,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
     - D: non-saturating BCE on the real/fake head for ALL real images
       (labelled or not) and the fakes; plus `gradient_penalty_weight` times
       the WGAN-GP penalty (Gulrajani et al. 2017; per sample, on random
-      interpolates of real and fake, on the real/fake logit); plus the class
+      interpolates of real and fake, on the real/fake logit); plus
+      `labelled_class_loss_weight` (1 in the paper) times the class
       cross-entropy of LABELLED real images, normalised by the number of
       labelled images in the global batch (so it keeps its scale when labels
       are rare); plus `fake_class_loss_weight` times the class cross-entropy
@@ -108,11 +116,15 @@ class SemiSupervisedCGAN(Classifier, GAN):
     - `discriminator_ema_half_life_steps`: `classifier()` (and the exported
       `classify`) use an exponential moving average of D's weights, taken
       when `classifier()` is called.
+    - `labelled_class_loss_weight` above 1: the labelled images' class loss
+      outweighs the adversarial terms in D (the class head underfits its
+      own training patches at the paper's weight of 1).
 
     Preset `idc_cv` (`gan_zoo.load("semi_cgan", preset="idc_cv")`, or
-    `--preset idc_cv` in the CLI and the recipe): feature matching for G and
-    a gradient-penalty weight of 1, chosen by screening these options on
-    training patients of the IDC data only (`IDC_CV_PRESET`; the measured
+    `--preset idc_cv` in the CLI and the recipe): feature matching for G, a
+    gradient-penalty weight of 1 and a labelled class-loss weight of 10,
+    chosen by screening these options on training patients of the IDC data
+    only (`IDC_CV_PRESET`; the measured
     ablation, and what did not help, are in docs/RESULTS.md).
 
     Args:
@@ -128,6 +140,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
         gradient_penalty_weight: weight of the gradient penalty.
         gradient_penalty_target: target gradient norm of the penalty.
         fake_class_loss_weight: weight of the fakes' class loss in D.
+        labelled_class_loss_weight: weight of the labelled real images'
+            class loss in D.
         generator_class_loss_weight: weight of the class loss in G.
         class_weights: optional per-class weights of the real images' class
             loss (e.g. `gan_zoo.data.idc.class_weights`), for imbalance.
@@ -155,6 +169,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
     # Options that change training, not the weights: weights load across them.
     weight_independent_options = (
         "gradient_penalty_weight", "gradient_penalty_target", "fake_class_loss_weight",
+        "labelled_class_loss_weight",
         "generator_class_loss_weight", "class_weights", "fake_class_warmup_steps",
         "generator_loss", "real_augmentation", "stain_sigma",
     )
@@ -183,6 +198,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
         real_augmentation=None,
         stain_sigma=0.05,
         discriminator_ema_half_life_steps=None,
+        labelled_class_loss_weight=1.0,
         **kwargs,
     ):
         image_size = check.integer_in_range("image_size", image_size, 49, 56)
@@ -235,6 +251,9 @@ class SemiSupervisedCGAN(Classifier, GAN):
         )
         self.generator_class_loss_weight = check.non_negative_number(
             "generator_class_loss_weight", generator_class_loss_weight
+        )
+        self.labelled_class_loss_weight = check.non_negative_number(
+            "labelled_class_loss_weight", labelled_class_loss_weight
         )
         self.class_weights = None if class_weights is None else list(class_weights)
         self.learning_rate = check.positive_number("learning_rate", learning_rate)
@@ -334,7 +353,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
                 adversarial
                 + self.gradient_penalty_weight * penalty
                 + fake_class_weight * fake_class
-            ) + real_class
+            ) + self.labelled_class_loss_weight * real_class
             d_scaled = self.scale_loss("d", d_loss)
         self.apply_group_gradients("d", tape, d_scaled)
         if self.discriminator_ema_half_life_steps is not None:
@@ -413,6 +432,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
             "gradient_penalty_target": self.gradient_penalty_target,
             "fake_class_loss_weight": self.fake_class_loss_weight,
             "generator_class_loss_weight": self.generator_class_loss_weight,
+            "labelled_class_loss_weight": self.labelled_class_loss_weight,
             "class_weights": self.class_weights,
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
@@ -442,6 +462,7 @@ register_model(
         "gradient_penalty_target": 1.0,
         "fake_class_loss_weight": 1.0,
         "generator_class_loss_weight": 1.0,
+        "labelled_class_loss_weight": 1.0,
         "class_weights": None,
         "learning_rate": 2e-4,
         "beta_1": 0.5,
