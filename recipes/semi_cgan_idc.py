@@ -64,6 +64,7 @@ from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
 from gan_zoo.metrics import crossval
 from gan_zoo.metrics.plots import save_confusion_matrix, save_loss_curves, save_roc_curves
+from gan_zoo.registry import resolve_config
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
@@ -399,15 +400,23 @@ def cross_validation_report(folds, args):
 @recipe_main
 def main(argv=None):
     args = parse_args(argv)
+    cgan_config = None
     if not args.skip_gan:  # the cGAN's options, checked before anything is written
+        overrides = parse_overrides(args.set)
+        own = sorted({"width", "seed", "class_weights"} & set(overrides))
+        if own:  # the recipe sets these itself (class weights per fold, from --class-weights)
+            flag = "--class-weights" if own[0] == "class_weights" else f"--{own[0]}"
+            raise UsageError(f"--set {own[0]}: the recipe sets it; use {flag}.")
+        options = {"width": args.width, "seed": args.seed, **overrides}
         try:
-            gan_zoo.load("semi_cgan", width=args.width, seed=args.seed, preset=args.preset,
-                         **parse_overrides(args.set))
+            gan_zoo.load("semi_cgan", preset=args.preset, **options)
         except KeyError as error:
             raise UsageError(f"--preset: {error.args[0]}") from None
         except (TypeError, ValueError) as error:
             raise UsageError(f"--set: {error}") from None
-    run = start_run(NAME, args)
+        # Recorded resolved, so resuming refuses a preset whose values changed since.
+        cgan_config = resolve_config("semi_cgan", preset=args.preset, **options)
+    run = start_run(NAME, args, cgan_config=cgan_config)
     started = time.perf_counter()
 
     # Data, split by patient; every split checked before any training.

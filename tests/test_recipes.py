@@ -100,6 +100,23 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     assert 0 < logged[-1]["train_seconds"] <= logged[-1]["seconds"]
 
 
+def test_semi_cgan_recipe_refuses_to_resume_a_run_whose_preset_changed(tmp_path, demo):
+    recipe = load_recipe("semi_cgan_idc")
+    out = tmp_path / "run"
+    argv = ["--epochs", "1", "--width", "0.125", "--baselines", "", "--batch-size", "32",
+            "--eval-every", "0", "--preset", "idc_cv", "--out", str(out)]
+    recipe.main(argv)
+    path = out / "config.json"
+    config = json.loads(path.read_text())
+    recorded = config["options"]["cgan_config"]
+    assert recorded["generator_loss"] == "feature_matching" and recorded["width"] == 0.125
+    # As if an older release, whose preset idc_cv had other values, made the run.
+    recorded["labelled_class_loss_weight"] = 1.0
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="other options .*cgan_config"):
+        recipe.main(argv)
+
+
 def test_semi_cgan_recipe_scores_the_trained_discriminator_average(tmp_path, demo):
     # With an EMA of D, `classifier()` holds the average as of the call: the
     # saved per-patch scores must be those of the trained model's average.
@@ -261,6 +278,8 @@ def run_command_line(capsys, name, argv):
     (["--preset", "nope"], "--preset: Unknown preset 'nope' for model 'semi_cgan'; its presets: idc_cv"),
     (["--set", "generator_loss=fm"],
      "--set: generator_loss must be one of 'bce', 'feature_matching'; got 'fm'."),
+    (["--set", "class_weights=[1,3]"], "--set class_weights: the recipe sets it; use --class-weights."),
+    (["--set", "width=2"], "--set width: the recipe sets it; use --width."),
 ])
 def test_semi_cgan_recipe_checks_cgan_options_before_writing_anything(capsys, tmp_path, argv, message):
     out = tmp_path / "run"
