@@ -409,13 +409,13 @@ def main(argv=None):
             raise UsageError(f"--set {own[0]}: the recipe sets it; use {flag}.")
         options = {"width": args.width, "seed": args.seed, **overrides}
         try:
-            gan_zoo.load("semi_cgan", preset=args.preset, **options)
+            # Recorded resolved, so resuming refuses a preset whose values changed since.
+            cgan_config = resolve_config("semi_cgan", preset=args.preset, **options)
+            gan_zoo.load("semi_cgan", **cgan_config)
         except KeyError as error:
             raise UsageError(f"--preset: {error.args[0]}") from None
         except (TypeError, ValueError) as error:
             raise UsageError(f"--set: {error}") from None
-        # Recorded resolved, so resuming refuses a preset whose values changed since.
-        cgan_config = resolve_config("semi_cgan", preset=args.preset, **options)
     run = start_run(NAME, args, cgan_config=cgan_config)
     started = time.perf_counter()
 
