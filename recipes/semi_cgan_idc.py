@@ -64,7 +64,7 @@ from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
 from gan_zoo.metrics import crossval
 from gan_zoo.metrics.plots import save_confusion_matrix, save_loss_curves, save_roc_curves
-from gan_zoo.registry import resolve_config
+from gan_zoo.registry import get_spec, resolve_config
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
@@ -416,7 +416,9 @@ def main(argv=None):
             raise UsageError(f"--preset: {error.args[0]}") from None
         except (TypeError, ValueError) as error:
             raise UsageError(f"--set: {error}") from None
-    run = start_run(NAME, args, cgan_config=cgan_config)
+    # A model option added since a run was recorded counts as its paper default.
+    paper_defaults = {"cgan_config": dict(get_spec("semi_cgan").config)}
+    run = start_run(NAME, args, option_defaults=paper_defaults, cgan_config=cgan_config)
     started = time.perf_counter()
 
     # Data, split by patient; every split checked before any training.

@@ -59,6 +59,7 @@ CASES = [
         (2, 4, 4, 3),
         {"noise": _rand(2, 1, 1, 3, seed=5)},
     ),
+    ("scoped_dropout", lambda: gl.ScopedDropout(0.3), [(2, 4, 4, 3)], (2, 4, 4, 3), {}),
 ]
 IDS = [case[0] for case in CASES]
 
@@ -114,6 +115,7 @@ def test_config_keeps_constructor_arguments():
     assert (config["mode"], config["hidden_units"], config["epsilon"]) == ("mlp", 9, 1e-3)
     config = gl.NoiseInjection(per_pixel=False, noise_at_inference=True).get_config()
     assert config["per_pixel"] is False and config["noise_at_inference"] is True
+    assert gl.ScopedDropout(0.25).get_config()["rate"] == 0.25
 
 
 def test_invalid_arguments_raise():
@@ -123,6 +125,9 @@ def test_invalid_arguments_raise():
         gl.AdaptiveInstanceNormalization(mode="affine", hidden_units=8)
     with pytest.raises(ValueError):
         gl.AdaptiveInstanceNormalization(mode="linear")
+    for rate in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="ScopedDropout rate"):
+            gl.ScopedDropout(rate)
 
 
 def _tiny_model():
@@ -336,6 +341,49 @@ def test_noise_injection_explicit_noise_and_layout(per_pixel):
         np.testing.assert_allclose(added[..., 0], added[..., 1], rtol=1e-4, atol=1e-5)
     else:  # one value per channel, constant over positions
         np.testing.assert_allclose(added, np.broadcast_to(added[:, :1, :1], added.shape), atol=1e-5)
+
+
+# Scoped dropout -------------------------------------------------------------
+
+
+def test_scoped_dropout_masks_come_from_the_scope_and_the_layer_name():
+    from gan_zoo.layers.noise import noise_seed_scope
+
+    x = np.ones((64, 8, 8, 4), np.float32)
+    layer, twin = gl.ScopedDropout(0.25, name="a"), gl.ScopedDropout(0.25, name="b")
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)  # inference: identity
+    seed = tf.constant([3, 4], tf.int64)
+    with noise_seed_scope(seed):
+        first = np.asarray(layer(x, training=True))
+        again = np.asarray(layer(x, training=True))
+        other = np.asarray(twin(x, training=True))
+    with noise_seed_scope(seed + 1):
+        next_seed = np.asarray(layer(x, training=True))
+    # Inverted dropout: kept units are scaled by 1 / (1 - rate), ~25% are zero.
+    assert set(np.unique(first)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((first == 0).mean() - 0.25) < 0.02
+    np.testing.assert_array_equal(first, again)  # the scope's seed decides
+    assert not np.array_equal(first, other)  # ... folded with the layer's name
+    assert not np.array_equal(first, next_seed)
+
+
+def test_scoped_dropout_on_two_replicas_drops_the_global_batch_rows(mirrored):
+    from gan_zoo.layers.noise import noise_seed_scope
+
+    x = np.ones((8, 5), np.float32)
+    layer = gl.ScopedDropout(0.5, name="drop")
+    seed = tf.constant([7, 1], tf.int64)
+    with noise_seed_scope(seed):
+        single = np.asarray(layer(x, training=True))
+
+    def replica_fn(rows):
+        with noise_seed_scope(seed):
+            return layer(rows, training=True)
+
+    rows = mirrored.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x))
+    per_replica = mirrored.run(replica_fn, args=(next(iter(rows)),))
+    stacked = np.concatenate([np.asarray(t) for t in mirrored.experimental_local_results(per_replica)])
+    np.testing.assert_array_equal(stacked, single)
 
 
 # Mixed precision and distribution ------------------------------------------

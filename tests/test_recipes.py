@@ -110,8 +110,21 @@ def test_semi_cgan_recipe_refuses_to_resume_a_run_whose_preset_changed(tmp_path,
     config = json.loads(path.read_text())
     recorded = config["options"]["cgan_config"]
     assert recorded["generator_loss"] == "feature_matching" and recorded["width"] == 0.125
+    # As if an older release, without an option added since, made the run:
+    # the option counts as its paper default, so the finished run reopens.
+    del recorded["discriminator_dropout"]
+    path.write_text(json.dumps(config))
+    recipe.main(argv)
     # As if an older release, whose preset idc_cv had other values, made the run.
+    config = json.loads(path.read_text())
+    recorded = config["options"]["cgan_config"]
     recorded["labelled_class_loss_weight"] = 1.0
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="other options .*cgan_config"):
+        recipe.main(argv)
+    # A lacking key whose value now differs from the paper's is a change too.
+    recorded["labelled_class_loss_weight"] = 10.0
+    del recorded["generator_loss"]
     path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="other options .*cgan_config"):
         recipe.main(argv)

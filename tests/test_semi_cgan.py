@@ -202,7 +202,8 @@ def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     {"discriminator_head": "k_plus_one"},
     {"generator_loss": "feature_matching"},
     {"real_augmentation": "rot90,stain", "discriminator_ema_half_life_steps": 2.0},
-], ids=["k_plus_one", "feature_matching", "augmentation_and_ema"])
+    {"discriminator_dropout": 0.3},
+], ids=["k_plus_one", "feature_matching", "augmentation_and_ema", "dropout"])
 def test_issue_14_options_step_on_two_replicas_as_on_one_device(mirrored, options):
     images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
     labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
@@ -277,6 +278,28 @@ def test_labelled_class_loss_weight_scales_the_class_heads_step():
     once = class_head_step(1.0)
     assert np.abs(once).max() > 0
     np.testing.assert_allclose(class_head_step(3.0), 3.0 * once, rtol=1e-4, atol=1e-7)
+
+
+def test_discriminator_dropout_acts_in_training_only():
+    from gan_zoo.layers import ScopedDropout
+
+    dropped = _one_step({"discriminator_dropout": 0.3})
+    paper = _one_step({})
+    drops = [layer for layer in dropped.discriminator.layers if isinstance(layer, ScopedDropout)]
+    assert [layer.name for layer in drops] == [f"conv{i}_dropout" for i in range(1, 5)]
+    assert not any(isinstance(layer, ScopedDropout) for layer in paper.discriminator.layers)
+    # Same weights (the option is weight-independent), a different step.
+    assert [w.shape for w in dropped.weights] == [w.shape for w in paper.weights]
+    assert not _same(dropped.discriminator, paper.discriminator)
+    # The classifier runs without dropout: the paper's D with the same
+    # weights classifies identically.
+    for mine, theirs in zip(paper.discriminator.weights, dropped.discriminator.weights):
+        mine.assign(theirs)
+    images = np.random.default_rng(0).uniform(0, 1, (4, 50, 50, 3)).astype("float32")
+    np.testing.assert_allclose(dropped.classifier().predict(images, verbose=0),
+                               paper.classifier().predict(images, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="discriminator_dropout"):
+        tiny(discriminator_dropout=1.0)
 
 
 def test_feature_matching_changes_only_the_generator_update():

@@ -5,7 +5,7 @@ All layers are registered for `.keras` serialization under the package name
 """
 
 from gan_zoo.layers.attention import SelfAttention
-from gan_zoo.layers.noise import NoiseInjection
+from gan_zoo.layers.noise import NoiseInjection, ScopedDropout
 from gan_zoo.layers.normalization import AdaptiveInstanceNormalization
 from gan_zoo.layers.spectral_norm import (
     SpectralConv2D,
@@ -16,6 +16,7 @@ from gan_zoo.layers.spectral_norm import (
 __all__ = [
     "AdaptiveInstanceNormalization",
     "NoiseInjection",
+    "ScopedDropout",
     "SelfAttention",
     "SpectralConv2D",
     "SpectralConv2DTranspose",

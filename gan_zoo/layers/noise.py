@@ -1,4 +1,4 @@
-"""Per-layer noise injection (StyleGAN, PathologyGAN), seeded from the model.
+"""Per-layer noise (StyleGAN's noise injection, dropout), seeded from the model.
 
 A noise layer deep inside a functional generator cannot see the model's
 random stream, so the model opens a `noise_seed_scope(seed)` around its call
@@ -9,6 +9,11 @@ replica, stream), so the noise differs per replica and per step and an
 interrupted run that is restored draws exactly the noise it would have
 drawn. The scope is thread-local: `MirroredStrategy` traces each replica in
 its own thread, and each replica opens its own scope.
+
+`ScopedDropout` draws its masks the same way, but for the GLOBAL batch
+(a scope opened with a seed shared by the replicas), so N replicas drop
+exactly what one device would; Keras' `Dropout` draws from a
+`SeedGenerator`, which gives every replica the same mask.
 """
 
 import contextlib
@@ -18,6 +23,8 @@ import zlib
 import keras
 import tensorflow as tf
 from keras import ops
+
+from gan_zoo.layers.diff_augment import global_batch_random
 
 _SCOPE = threading.local()
 
@@ -129,4 +136,58 @@ class NoiseInjection(keras.layers.Layer):
         config.update(
             {"per_pixel": self.per_pixel, "noise_at_inference": self.noise_at_inference}
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gan_zoo")
+class ScopedDropout(keras.layers.Layer):
+    """Inverted dropout whose mask comes from the open `noise_seed_scope`.
+
+    In training each unit is zeroed with probability `rate` and the rest
+    scaled by 1 / (1 - rate); at inference the layer is the identity.
+    Inside a scope the mask is drawn for the global batch from the scope's
+    seed folded with this layer's name (`global_batch_random`), so it is
+    reproducible, a restored run drops what the uninterrupted one dropped,
+    and N replicas drop as one device; outside a scope it is unseeded.
+
+    Args:
+        rate: probability of zeroing a unit, in [0, 1).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> layer = ScopedDropout(0.2)
+    >>> with noise_seed_scope(tf.constant([0, 1], tf.int64)):
+    ...     y = layer(np.ones((4, 8), "float32"), training=True)
+
+    Reference: Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov,
+    "Dropout: A Simple Way to Prevent Neural Networks from Overfitting",
+    JMLR 15, 2014.
+    """
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"ScopedDropout rate must be in [0, 1), got {rate}.")
+        self.rate = rate
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            return inputs
+        seed = scoped_seed(self.name)
+        shape = tf.shape(inputs)
+        if seed is None:
+            uniform = tf.random.uniform(shape)
+        else:
+            uniform = global_batch_random(seed, shape)
+        keep = ops.cast(uniform >= self.rate, inputs.dtype)
+        return inputs * keep / ops.cast(1.0 - self.rate, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rate": self.rate})
         return config

@@ -6,6 +6,7 @@ import tensorflow as tf
 from gan_zoo import config_checks as check
 from gan_zoo import losses
 from gan_zoo.data.splits import UNLABELLED
+from gan_zoo.layers.noise import noise_seed_scope
 from gan_zoo.models.classifier import UnitRangeModel
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
@@ -119,6 +120,12 @@ class SemiSupervisedCGAN(Classifier, GAN):
     - `labelled_class_loss_weight` above 1: the labelled images' class loss
       outweighs the adversarial terms in D (the class head underfits its
       own training patches at the paper's weight of 1).
+    - `discriminator_dropout`: dropout of this rate after each of D's hidden
+      convolutions (1-4) in training, as in Salimans et al.'s (2016)
+      semi-supervised discriminator (which also drops 20% of the input: not
+      done here); the exported classifier runs without it. Masks are drawn
+      for the global batch from the model's stream, so N replicas drop as
+      one device and a resumed run drops what it would have dropped.
 
     Preset `idc_cv` (`gan_zoo.load("semi_cgan", preset="idc_cv")`, or
     `--preset idc_cv` in the CLI and the recipe): feature matching for G, a
@@ -156,6 +163,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
         stain_sigma: strength of the stain jitter.
         discriminator_ema_half_life_steps: None, or the half-life in steps of
             the averaged discriminator behind `classifier()`.
+        discriminator_dropout: dropout rate after D's hidden convolutions
+            (0, the paper: none).
 
     Example:
 
@@ -171,7 +180,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
         "gradient_penalty_weight", "gradient_penalty_target", "fake_class_loss_weight",
         "labelled_class_loss_weight",
         "generator_class_loss_weight", "class_weights", "fake_class_warmup_steps",
-        "generator_loss", "real_augmentation", "stain_sigma",
+        "generator_loss", "real_augmentation", "stain_sigma", "discriminator_dropout",
     )
 
     def __init__(
@@ -199,6 +208,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
         stain_sigma=0.05,
         discriminator_ema_half_life_steps=None,
         labelled_class_loss_weight=1.0,
+        discriminator_dropout=0.0,
         **kwargs,
     ):
         image_size = check.integer_in_range("image_size", image_size, 49, 56)
@@ -223,11 +233,15 @@ class SemiSupervisedCGAN(Classifier, GAN):
                     f"joined by commas; got {real_augmentation!r}."
                 )
             real_augmentation = ",".join(names)
+        discriminator_dropout = check.number_in_range(
+            "discriminator_dropout", discriminator_dropout, 0.0, 1.0, high_inclusive=False
+        )
         super().__init__(
             build_generator(
                 image_size, latent_dim, num_classes, width, channels, generator_spectral_norm
             ),
-            build_discriminator(image_size, num_classes, width, strides, channels, discriminator_head),
+            build_discriminator(image_size, num_classes, width, strides, channels, discriminator_head,
+                                discriminator_dropout),
             latent_dim=latent_dim,
             num_classes=num_classes,
             latent_distribution="normal",
@@ -240,6 +254,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
         self.width = width
         self.discriminator_strides = strides
         self.generator_spectral_norm = generator_spectral_norm
+        self.discriminator_dropout = discriminator_dropout
         self.gradient_penalty_weight = check.non_negative_number(
             "gradient_penalty_weight", gradient_penalty_weight
         )
@@ -335,13 +350,19 @@ class SemiSupervisedCGAN(Classifier, GAN):
             warm = tf.cast(self.step_counter, tf.int64) >= self.fake_class_warmup_steps
             fake_class_weight = fake_class_weight * tf.cast(warm, tf.float32)
 
+        def discriminate(images, stream):
+            # The seed scope feeds D's dropout masks (if any): one stream per
+            # pass, shared by the replicas (masks are drawn for the global batch).
+            with noise_seed_scope(self.stream_seed(stream, per_replica=False)):
+                return self.discriminator(images, training=True)
+
         def real_fake_logit(images):
-            return self.discriminator(images, training=True)["real_fake"]
+            return discriminate(images, stream=6)["real_fake"]
 
         with tf.GradientTape() as tape:
             fake = self.generator([z, fake_labels], training=True)
-            on_real = self.discriminator(real, training=True)
-            on_fake = self.discriminator(fake, training=True)
+            on_real = discriminate(real, stream=4)
+            on_fake = discriminate(fake, stream=5)
             adversarial = losses.discriminator_bce(on_real["real_fake"], on_fake["real_fake"])
             penalty = losses.gradient_penalty(
                 real_fake_logit, real, fake, alpha=alpha, target=self.gradient_penalty_target,
@@ -365,7 +386,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
 
         with tf.GradientTape() as tape:
             fake = self.generator([z, fake_labels], training=True)
-            on_fake = self.discriminator(fake, training=True)
+            on_fake = discriminate(fake, stream=7)
             if self.generator_loss == "feature_matching":
                 # ||E f(real) - E f(fake)||^2 over the global batch, the same
                 # value for every example (so `reduce` gives it once).
@@ -428,6 +449,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
             "real_augmentation": self.real_augmentation,
             "stain_sigma": self.stain_sigma,
             "discriminator_ema_half_life_steps": self.discriminator_ema_half_life_steps,
+            "discriminator_dropout": self.discriminator_dropout,
             "gradient_penalty_weight": self.gradient_penalty_weight,
             "gradient_penalty_target": self.gradient_penalty_target,
             "fake_class_loss_weight": self.fake_class_loss_weight,
@@ -458,6 +480,7 @@ register_model(
         "real_augmentation": None,
         "stain_sigma": 0.05,
         "discriminator_ema_half_life_steps": None,
+        "discriminator_dropout": 0.0,
         "gradient_penalty_weight": 10.0,
         "gradient_penalty_target": 1.0,
         "fake_class_loss_weight": 1.0,

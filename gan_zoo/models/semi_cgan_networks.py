@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.diff_augment import global_batch_random
+from gan_zoo.layers.noise import ScopedDropout
 from gan_zoo.layers.spectral_norm import SpectralConv2D, SpectralConv2DTranspose
 
 HEADS = ("two_heads", "k_plus_one")
@@ -85,7 +86,8 @@ def build_generator(image_size, latent_dim, num_classes, width, channels=3, spec
     return keras.Model([z, labels], images, name="generator")
 
 
-def build_discriminator(image_size, num_classes, width, strides, channels=3, head="two_heads"):
+def build_discriminator(image_size, num_classes, width, strides, channels=3, head="two_heads",
+                        dropout=0.0):
     """image -> {"real_fake": [B, 1] logits, "class": [B, num_classes] logits, "features"}.
 
     Five 3x3 strided convolutions with 64*l*width filters (l = 1..5), leaky
@@ -96,6 +98,9 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3, hea
       l_k with the fake class's logit fixed at 0, so P(real) = Z / (Z + 1),
       Z = sum_k exp(l_k), and the real/fake logit is logsumexp(l).
     "features" (the flattened last convolution) serves feature matching.
+    With `dropout` > 0 a `ScopedDropout` of that rate follows each hidden
+    convolution (1-4), as in Salimans et al.'s semi-supervised D; the model
+    opens the seed scope around each call.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
@@ -107,6 +112,8 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3, hea
             filters(layer, width), 3, strides=stride, padding="same", name=f"conv{layer}"
         )
         x = _leaky(f"conv{layer}_lrelu")(conv(x))
+        if dropout and layer < len(strides):
+            x = ScopedDropout(dropout, name=f"conv{layer}_dropout")(x)
     features = keras.layers.Flatten(name="features")(x)
     if head == "two_heads":  # (layer order kept: weight files of older versions load)
         real_fake = keras.layers.Dense(1, dtype="float32", name="real_fake")(features)

@@ -390,10 +390,16 @@ def _check_options(run, checkpoints):
             "use another --out, or delete the folder to start over."
         ) from None
     defaults = run.defaults
+    def recorded(key):
+        value = previous.get(key, defaults.get(key, _ABSENT))
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            return {**defaults[key], **value}
+        return value
+
     changed = {
         k: (previous.get(k), v)
         for k, v in run.options.items()
-        if k not in _RESUME_IGNORES and previous.get(k, defaults.get(k, _ABSENT)) != v
+        if k not in _RESUME_IGNORES and recorded(k) != v
     }
     if changed and checkpoints:
         raise RunFolderError(
@@ -422,7 +428,7 @@ def _resume_line(directory, checkpoints, epochs):
     return f"Resuming the run in {directory} from epoch {done + 1}{of} ({done} done)."
 
 
-def start_run(name, args, **extra_options):
+def start_run(name, args, option_defaults=None, **extra_options):
     """Creates (or reopens, to resume) the run folder and applies seed and precision.
 
     Writes `config.json` with every option, the command line and library
@@ -437,6 +443,10 @@ def start_run(name, args, **extra_options):
     Args:
         name: the recipe (or model) name, for the default folder.
         args: the parsed options (`argparse.Namespace`); `out` is the folder.
+        option_defaults: defaults of `extra_options`, for folders recorded
+            before an option existed; a dict default also fills the keys an
+            older recorded dict lacks (a model option added since counts as
+            its default, so the run still resumes).
         **extra_options: more options to record.
 
     Raises:
@@ -448,7 +458,7 @@ def start_run(name, args, **extra_options):
     from gan_zoo.models.gan import set_precision
 
     options = {**vars(args), **extra_options}
-    defaults = options.pop("_defaults", {})
+    defaults = {**options.pop("_defaults", {}), **(option_defaults or {})}
     if options.get("out") is None:
         options["out"] = pathlib.Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = Run(options["out"], options)
