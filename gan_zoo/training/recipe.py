@@ -390,6 +390,7 @@ def _check_options(run, checkpoints):
             "use another --out, or delete the folder to start over."
         ) from None
     defaults = run.defaults
+
     def recorded(key):
         value = previous.get(key, defaults.get(key, _ABSENT))
         if isinstance(value, dict) and isinstance(defaults.get(key), dict):
