@@ -38,8 +38,9 @@ import tensorflow as tf  # noqa: E402
 
 from gan_zoo import registry  # noqa: E402
 from gan_zoo.cli import UsageError, parse_overrides, parse_value, positive_int  # noqa: E402
-from gan_zoo.models.gan import GAN, set_precision  # noqa: E402
+from gan_zoo.models.gan import GAN  # noqa: E402
 from gan_zoo.options import PRECISIONS  # noqa: E402
+from gan_zoo.precision import set_precision  # noqa: E402
 from gan_zoo.training.distribute import get_strategy  # noqa: E402
 
 FLOP_METHODS = ("profiler", "analytic")

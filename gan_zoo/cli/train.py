@@ -342,7 +342,7 @@ def run(args):
 
     import keras
 
-    from gan_zoo.models.gan import set_precision
+    from gan_zoo.precision import set_precision
     from gan_zoo.training.distribute import get_strategy
 
     # Seed and precision before the model is built (start_run sets them

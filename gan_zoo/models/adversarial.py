@@ -37,16 +37,8 @@ import tensorflow as tf
 
 from gan_zoo.layers.ema import ExponentialMovingAverage
 from gan_zoo.layers.noise import noise_seed_scope
-from gan_zoo.options import PRECISIONS
 from gan_zoo.schedules import UpdateSchedule
 from gan_zoo.weights import ConfigInWeights
-
-
-def set_precision(policy):
-    """Sets the global Keras dtype policy; one of float32 / mixed_(b)float16."""
-    if policy not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {policy!r}.")
-    keras.mixed_precision.set_global_policy(policy)
 
 
 def replica_id():

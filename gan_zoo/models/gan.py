@@ -12,7 +12,6 @@ from gan_zoo.models.adversarial import (  # noqa: F401  (re-exported)
     AdversarialModel,
     num_replicas,
     replica_id,
-    set_precision,
 )
 from gan_zoo.models.roles import LatentGenerator
 

@@ -456,7 +456,7 @@ def start_run(name, args, option_defaults=None, **extra_options):
     """
     import keras
 
-    from gan_zoo.models.gan import set_precision
+    from gan_zoo.precision import set_precision
 
     options = {**vars(args), **extra_options}
     defaults = {**options.pop("_defaults", {}), **(option_defaults or {})}
