@@ -56,9 +56,9 @@ from gan_zoo.data.mammography.lesion_patches import augmentation_masks, borrowed
 from gan_zoo.data.streams import StreamSource, mixed_batches, training_streams
 from gan_zoo.models import feature_networks
 from gan_zoo.models.cigan import CLASS_NAMES
-from gan_zoo.models.resnet50_classifier import Curriculum
 from gan_zoo.training.callbacks import save_image_grid
 from gan_zoo.training.checkpoint import TrainingCheckpoint
+from gan_zoo.training.curriculum import Curriculum
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
 from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
@@ -342,7 +342,7 @@ def table_one(results, comparisons):
     header = ["Data augmentation scheme", "AUROC (95% CI)",
               *[f"p vs {r.split(' (')[0]}" for r in rows[:-1]]]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    for i, row in enumerate(rows):
+    for row in rows:
         result = results[row]
         interval = f"{result['auroc_ci_low']:.3f}-{result['auroc_ci_high']:.3f}"
         cells = [row, f"{result['auroc']:.3f} ({interval})"]

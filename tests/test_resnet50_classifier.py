@@ -11,10 +11,10 @@ import gan_zoo
 from gan_zoo.data.streams import StreamSource, mixed_batches
 from gan_zoo.models.resnet50_classifier import (
     PAPER_DECAY,
-    Curriculum,
     RandomWeightsWarning,
     ResNet50Classifier,
 )
+from gan_zoo.training.curriculum import Curriculum
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ ResNet-50 (He et al. 2016) initialised with ImageNet weights, Adam 1e-5
 every 2,000 iterations; traditional augmentation is random rotation up to
 30 degrees, horizontal flips and rescaling by 0.75 to 1.25; with ciGAN the
 real share of each batch starts at 50% and rises by 20 points every 1,000
-iterations up to 90% (`Curriculum`, fed to
+iterations up to 90% (`gan_zoo.training.curriculum.Curriculum`, fed to
 `gan_zoo.data.streams.mixed_batches`).
 
 ImageNet weights come from `keras.applications.ResNet50(weights="imagenet")`
@@ -16,7 +16,6 @@ trains from scratch, with a loud warning: results then are NOT the paper's
 setting and must say so (`weights_used` records what was loaded).
 """
 
-import dataclasses
 import pathlib
 import warnings
 
@@ -39,35 +38,6 @@ PAPER_DECAY = StepDecay(decay=0.9, every_steps=2000)
 
 class RandomWeightsWarning(UserWarning):
     """The classifier starts from random weights where the paper used ImageNet's."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Curriculum:
-    """ciGAN's real share of a classifier batch as a function of the step.
-
-    `share(step) = min(final, start + increase * (step // every))`: 0.5,
-    0.7, then 0.9 from step 2,000 on with the paper's values.
-
-    Args:
-        start: real share at step 0.
-        increase: added every `every` steps (0.2 = 20 percentage points).
-        every: steps between increases.
-        final: the share never exceeds this.
-    """
-
-    start: float = 0.5
-    increase: float = 0.2
-    every: int = 1000
-    final: float = 0.9
-
-    def __post_init__(self):
-        if not 0.0 <= self.start <= self.final <= 1.0:
-            raise ValueError(f"Need 0 <= start <= final <= 1, got {self.start}, {self.final}.")
-        if self.increase < 0 or int(self.every) < 1:
-            raise ValueError(f"Need increase >= 0 and every >= 1, got {self.increase}, {self.every}.")
-
-    def __call__(self, step):
-        return min(self.final, self.start + self.increase * (int(step) // int(self.every)))
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
