@@ -1,23 +1,31 @@
 """DCGAN and semi_cgan give the same weights after 3 float32 steps as before
-the spine-v2 move (expected values recorded then; see golden_weights.py)."""
+the spine-v2 move (expected values recorded then; see golden_weights.py for
+the tolerance, derived from measured cross-kernel differences)."""
 
 import json
 
-import numpy as np
 import pytest
 
-from golden_weights import CASES, GOLDEN, train_three_steps
-
-# Settings that restore the architecture the values were recorded with,
-# where a later fix changed a paper default on purpose.
-_THEN = {"dcgan_v1": {}, "dcgan_v3_conditional": {}, "semi_cgan": {"generator_spectral_norm": False}}
+from golden_weights import CASES, GOLDEN, THEN, train_three_steps, worst_fraction
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_three_steps_match_the_recorded_weights(case):
     expected = json.loads(GOLDEN.read_text())[case]
     name, config = CASES[case]
-    got = train_three_steps(name, config, _THEN[case])
+    got, scales = train_three_steps(name, config, THEN[case])
     assert sorted(got) == sorted(expected)
-    for path, values in expected.items():
-        np.testing.assert_allclose(got[path], values, rtol=1e-5, atol=1e-6, err_msg=path)
+    fraction, where = worst_fraction(got, expected, scales)
+    assert fraction <= 1.0, f"{where} differs by {fraction:.2f}x its tolerance"
+
+
+@pytest.mark.parametrize("case", ["dcgan_v1", "semi_cgan"])
+def test_the_tolerance_catches_steps_one_percent_too_large(case):
+    # A real change of the maths: every update 1% larger. The measured
+    # cross-kernel differences use at most a third of the tolerance; this
+    # change exceeds it many times over.
+    expected = json.loads(GOLDEN.read_text())[case]
+    name, config = CASES[case]
+    got, scales = train_three_steps(name, config, THEN[case], learning_rate=0.101)
+    fraction, _ = worst_fraction(got, expected, scales)
+    assert fraction > 10.0

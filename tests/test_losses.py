@@ -239,9 +239,9 @@ def _small_discriminator(policy, weights=None):
 
 
 def test_gradient_penalty_under_mixed_float16_is_loss_scaled():
-    # 8.3: the input gradient of a small critic underflows in float16 (about
-    # 1% of its entries become exactly 0 here); scaled like the loss, it
-    # matches float32.
+    # The input gradient of a small critic underflows in float16 (about 1% of
+    # its entries become exactly 0 here); scaled like the loss, it matches
+    # float32.
     import keras
 
     critic32 = _small_discriminator("float32")
@@ -251,7 +251,14 @@ def test_gradient_penalty_under_mixed_float16_is_loss_scaled():
     scale = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()).initial_scale
     scaled = losses._input_gradients(lambda t: critic16(t), x, loss_scale=scale).numpy()
     assert (reference == 0).mean() == 0.0
-    assert (scaled == 0).mean() == (reference == 0).mean()
+    # Float16 carries 11 significant bits: an entry below 2^-10 of its
+    # sample's largest can cancel to exactly 0 in float16 arithmetic however
+    # the loss is scaled (with Eigen's float16 kernels, as on AMD CPUs or
+    # with oneDNN off, one entry of 6,144 does, at 8e-5 of its sample's
+    # largest). Underflow zeroes entries up to 24% of the largest: after
+    # scaling, no entry above the rounding bound is 0.
+    bound = 2.0**-10 * np.abs(reference).max(axis=1, keepdims=True)
+    assert not np.any((scaled == 0) & (np.abs(reference) >= bound))
     norm32, norm16 = np.linalg.norm(reference, axis=1), np.linalg.norm(scaled, axis=1)
     error = np.abs(norm16 / norm32 - 1)
     # Float16 activations near a leaky-ReLU kink move one sample by ~1.5%;
@@ -263,9 +270,9 @@ def test_gradient_penalty_under_mixed_float16_is_loss_scaled():
         lambda t: critic16(t), x, fake, alpha=tf.ones([8]), target=0.0, loss_scale=scale
     )
     np.testing.assert_allclose(penalty, norm16**2 + 1e-12, rtol=1e-5)
-    # Without the scale the float16 gradient loses entries (what 8.3 fixed).
+    # Without the scale the float16 gradient loses entries far above it.
     unscaled = losses._input_gradients(lambda t: critic16(t), x).numpy()
-    assert (unscaled == 0).mean() > 0.001
+    assert np.sum((unscaled == 0) & (np.abs(reference) >= bound)) > 10
 
 
 def test_gradient_penalty_loss_scale_none_is_bit_identical():
