@@ -85,9 +85,13 @@ def test_imagenet_offline_is_a_one_line_error(monkeypatch):
 def test_local_weights_file(tmp_path, model):
     path = tmp_path / "resnet18.weights.h5"
     model.backbone.save_weights(path)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("error", transfer.RandomWeightsWarning)
         loaded = ResNet18Classifier(image_size=SIZE, backbone_weights=str(path))
+    # Keras' warnings about the functional index of layers are dropped: every
+    # array below loads.
+    assert not [w for w in caught if "nested container" in str(w.message)]
     assert loaded.weights_used == f"file:{path}"
     for a, b in zip(model.backbone.weights, loaded.backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -100,6 +104,18 @@ def test_local_weights_file(tmp_path, model):
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(other)
     with pytest.raises(ValueError, match="does not fit"):
         build(backbone_weights=str(other))
+
+
+def test_weights_file_warnings_about_other_containers_reach_the_user(tmp_path):
+    class Backbone:
+        def load_weights(self, path):
+            warnings.warn("Skipping nested container at '_operations_by_depth/container_2': ...")
+            warnings.warn("Skipping nested container at 'blocks/container_0': ...")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        transfer._load_weights_file(Backbone(), tmp_path / "x.weights.h5")
+    assert [str(w.message)[:40] for w in caught] == ["Skipping nested container at 'blocks/con"]
 
 
 @pytest.mark.parametrize("protocol", ["frozen", "full"])
