@@ -49,20 +49,20 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo import metrics as clinical
-from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
+from gan_zoo.arguments import fraction, non_negative_int, positive_float, positive_int, seed
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.sift_clusters import save_cluster_montages, sift_bow_clusters
+from gan_zoo.data.streams import unpaired_source
 from gan_zoo.metrics.plots import save_loss_curves, save_roc_curves
-from gan_zoo.models.cyclegan import unpaired_source
 from gan_zoo.models.dcgan import VARIANTS
 from gan_zoo.training import augmentation
-from gan_zoo.training.callbacks import save_image, save_image_grid, tile_images
+from gan_zoo.images import save_image, save_image_grid, tile_images
 from gan_zoo.training.classify import predict_scores
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.downstream import load_arrays
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import Run, recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import Run, recipe_main, recipe_parser, start_run
 
 NAME = "gan_augmentation_idc"
 POLICY = idc.IDC_SIZE_POLICY

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import gan_zoo
-from gan_zoo.models.cyclegan import CycleGAN, unpaired_source
+from gan_zoo.data.streams import unpaired_source
+from gan_zoo.models.cyclegan import CycleGAN
 from gan_zoo.models.cyclegan_networks import (
     ReflectionPadding2D,
     build_discriminator,
@@ -19,7 +20,7 @@ from gan_zoo.models.cyclegan_networks import (
     patchgan_receptive_field,
 )
 from gan_zoo.schedules import LinearDecay
-from gan_zoo.training.recipe import Run
+from gan_zoo.experiments import Run
 
 
 def tiny(**overrides):

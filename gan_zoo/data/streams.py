@@ -17,6 +17,10 @@
 Like `training_stream`, the stream built with `start_epoch=k` yields exactly
 the batches of epoch k of a stream built from epoch 0.
 
+`unpaired_source(domain_a, domain_b, image_size=...)` wraps an unpaired
+`{"a", "b"}` stream as the `(start_epoch, epochs) -> stream` callable that
+`gan_zoo.training.loop.train_gan` takes (an image translator's two domains).
+
 `mixed_batches(real, synthetic, real_share)` is a per-step curriculum: the
 batch of step s holds `round(real_share(s) * batch_size)` real examples and
 synthetic ones for the rest (ciGAN's classifier raises the real share every
@@ -344,6 +348,58 @@ def mixed_batches(
         num_real=ready["real"].count,
         num_synthetic=ready["synthetic"].count,
     )
+
+
+def unpaired_source(
+    domain_a,
+    domain_b,
+    *,
+    image_size,
+    batch_size: int = 1,
+    seed: int = 0,
+    flips: bool = True,
+    size_policy: str = "resize",
+    cache="memory",
+    channels: int = 3,
+) -> Callable[[int, int | None], MultiStream]:
+    """A `train_gan` source of unpaired {"a", "b"} batches from two image sources.
+
+    The two domains of an image translator such as CycleGAN: images scaled
+    to [-1, 1], without labels. Each domain keeps its own order per epoch (a
+    function of seed, epoch and domain); an epoch follows the larger domain
+    (CycleGAN's max(len(A), len(B)) iterations), the smaller one cycling.
+
+    Args:
+        domain_a: image records (or a dataset source) of domain A.
+        domain_b: image records of domain B.
+        image_size: side the images are brought to (see `size_policy`).
+        batch_size: images of each domain per step.
+        seed: seed of the orders and flips.
+        flips: random horizontal and vertical flips.
+        size_policy: how off-size images are fitted (IDC: "pad_end").
+        cache: decoded-image cache ("memory", a file prefix, or None).
+        channels: image channels.
+
+    Returns:
+        `(start_epoch, epochs) -> MultiStream`, the callable `train_gan` takes.
+
+    Example:
+
+    >>> source = unpaired_source(non_idc_records, idc_records, image_size=50)
+    >>> train_gan(cyclegan, source, run, epochs=25)
+    """
+
+    def sources():
+        common = dict(image_size=image_size, channels=channels, value_range=(-1.0, 1.0),
+                      size_policy=size_policy, flips=flips, cache=cache, labels=False)
+        return {"a": StreamSource(domain_a, what="domain A", **common),
+                "b": StreamSource(domain_b, what="domain B", **common)}
+
+    def stream(start_epoch, epochs):
+        return training_streams(sources(), batch_size=batch_size, seed=seed,
+                                start_epoch=start_epoch, epochs=epochs, pairing="unpaired")
+
+    return stream
 
 
 def _check_sources(sources, pairing):

@@ -6,7 +6,8 @@ PatchGAN discriminators (`discriminator_a` judges images of domain A,
 LSGAN losses, cycle-consistency and identity losses. Training takes two
 unpaired streams: every batch is `{"a": images_a, "b": images_b}`, as
 `gan_zoo.data.streams.training_streams(..., pairing="unpaired")` yields
-(`unpaired_source` builds that stream from image records for `train_gan`).
+(`gan_zoo.data.streams.unpaired_source` builds that stream from image
+records for `train_gan`).
 """
 
 import keras
@@ -96,7 +97,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
 
     >>> gan = CycleGAN(image_size=50)
     >>> gan.compile()
-    >>> source = unpaired_source(non_idc_records, idc_records, batch_size=1)
+    >>> source = unpaired_source(non_idc_records, idc_records, image_size=50)
     >>> train_gan(gan, source, run, epochs=25)
     >>> fake_idc = gan.translate(non_idc_images, direction="a_to_b")
     """
@@ -350,43 +351,6 @@ class CycleGAN(ImageTranslator, AdversarialModel):
             "beta_1": self.beta_1,
             "seed": self.seed,
         }
-
-
-def unpaired_source(domain_a, domain_b, *, image_size, batch_size=1, seed=0, flips=True,
-                    size_policy="resize", cache="memory", channels=3):
-    """A `train_gan` source of unpaired {"a", "b"} batches from two image sources.
-
-    Each domain keeps its own order per epoch (a function of seed, epoch and
-    domain); an epoch follows the larger domain (the reference's
-    max(len(A), len(B)) iterations), the smaller one cycling.
-
-    Args:
-        domain_a: image records (or a dataset source) of domain A.
-        domain_b: image records of domain B.
-        image_size: side the images are brought to (see `size_policy`).
-        batch_size: images of each domain per step.
-        seed: seed of the orders and flips.
-        flips: random horizontal and vertical flips.
-        size_policy: how off-size images are fitted (IDC: "pad_end").
-        cache: decoded-image cache ("memory", a file prefix, or None).
-        channels: image channels.
-
-    Returns:
-        `(start_epoch, epochs) -> MultiStream`, the callable `train_gan` takes.
-    """
-    from gan_zoo.data.streams import StreamSource, training_streams
-
-    def sources():
-        common = dict(image_size=image_size, channels=channels, value_range=(-1.0, 1.0),
-                      size_policy=size_policy, flips=flips, cache=cache, labels=False)
-        return {"a": StreamSource(domain_a, what="domain A", **common),
-                "b": StreamSource(domain_b, what="domain B", **common)}
-
-    def stream(start_epoch, epochs):
-        return training_streams(sources(), batch_size=batch_size, seed=seed,
-                                start_epoch=start_epoch, epochs=epochs, pairing="unpaired")
-
-    return stream
 
 
 register_model(
