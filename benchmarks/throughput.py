@@ -37,7 +37,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from gan_zoo import registry  # noqa: E402
-from gan_zoo.cli import UsageError, parse_overrides, parse_value, positive_int  # noqa: E402
+from gan_zoo.arguments import parse_overrides, parse_value, positive_int  # noqa: E402
+from gan_zoo.errors import UsageError  # noqa: E402
 from gan_zoo.models.gan import GAN  # noqa: E402
 from gan_zoo.options import PRECISIONS  # noqa: E402
 from gan_zoo.precision import set_precision  # noqa: E402

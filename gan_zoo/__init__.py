@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gan_zoo.registry import get_spec, list_models, load, register_model  # noqa: E402
 
-__version__ = "0.1.0"
+from gan_zoo._version import __version__  # noqa: E402
 
 
 def export(model, path, **kwargs):
@@ -58,4 +58,4 @@ def load_model(path, *, safe_mode=True, **kwargs):
     return keras.saving.load_model(path, safe_mode=safe_mode, **kwargs)
 
 
-__all__ = ["export", "get_spec", "list_models", "load", "load_model", "register_model"]
+__all__ = ["__version__", "export", "get_spec", "list_models", "load", "load_model", "register_model"]

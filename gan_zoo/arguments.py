@@ -1,7 +1,7 @@
 """Argument types and `--set KEY=VALUE` parsing shared by the commands.
 
 The types reject a bad number while the command line is parsed, before any
-data or model is loaded; the recipes (`gan_zoo.training.recipe`) and
+data or model is loaded; the recipes (`gan_zoo.experiments.recipe_parser`) and
 `benchmarks/throughput.py` use them too, so that their options read as
 `gan-zoo`'s do.
 """
@@ -10,7 +10,7 @@ import argparse
 import ast
 import math
 
-from gan_zoo.cli.errors import UsageError
+from gan_zoo.errors import UsageError
 
 _KEYWORD_VALUES = {"true": True, "false": False, "none": None}
 # NumPy's (and so Keras') seeds are unsigned 32-bit integers.

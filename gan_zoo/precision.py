@@ -1,7 +1,7 @@
 """The global Keras dtype policy the zoo's models are built and trained under.
 
 `set_precision` is called once, before a model is built, by the CLI, the
-recipes (`gan_zoo.training.recipe`) and the benchmarks. The models read the
+recipes (`gan_zoo.experiments.start_run`) and the benchmarks. The models read the
 policy back from Keras (`keras.mixed_precision.global_policy()`).
 """
 

@@ -48,20 +48,21 @@ import tensorflow as tf
 
 import gan_zoo
 from gan_zoo import metrics as clinical
-from gan_zoo.cli.arguments import non_negative_int, positive_float, positive_int, seed
-from gan_zoo.cli.errors import UsageError, data_problem_line
+from gan_zoo.arguments import non_negative_int, positive_float, positive_int, seed
+from gan_zoo.errors import UsageError, data_problem_line
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.mammography import official_split, scan_cbis_ddsm, split_by_patient
 from gan_zoo.data.mammography.lesion_patches import augmentation_masks, borrowed_masks, sample_patches
 from gan_zoo.data.streams import StreamSource, mixed_batches, training_streams
 from gan_zoo.models import feature_networks
 from gan_zoo.models.cigan import CLASS_NAMES
-from gan_zoo.training.callbacks import save_image_grid
+from gan_zoo.images import save_image_grid
 from gan_zoo.training.checkpoint import TrainingCheckpoint
 from gan_zoo.training.curriculum import Curriculum
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
+from gan_zoo.training.domain_classifier import train_domain_classifier
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 
 NAME = "cigan_ddsm"
 REGIMES = {  # row of Table 1 -> (traditional augmentation, ciGAN data)
@@ -200,7 +201,7 @@ def feature_network(args, run, patches):
     if choice in ("auto", "domain"):
         path = run.path("feature_network.keras")
         train, validation = patches["train"], patches["validation"]
-        classifier, report = feature_networks.train_domain_classifier(
+        classifier, report = train_domain_classifier(
             train.images, train.has_lesion.astype(np.int32), seed=args.seed,
             validation=(validation.images, validation.has_lesion.astype(np.int32)),
             steps=args.domain_steps,

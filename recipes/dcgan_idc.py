@@ -31,9 +31,9 @@ import time
 import numpy as np
 
 import gan_zoo
-from gan_zoo.cli.arguments import non_negative_int, positive_float, positive_int, seed
-from gan_zoo.cli.errors import UsageError
-from gan_zoo.cli.train import scan_idc_for_command
+from gan_zoo.arguments import non_negative_int, positive_float, positive_int, seed
+from gan_zoo.errors import UsageError
+from gan_zoo.data.idc import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.layers.diff_augment import parse_policy
@@ -46,7 +46,8 @@ from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.downstream import AugmentationEvaluation, load_arrays
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import idc_size_problem, recipe_main, recipe_parser, start_run
+from gan_zoo.data.idc import idc_size_problem
+from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 
 NAME = "dcgan_idc"
 POLICY = idc.IDC_SIZE_POLICY

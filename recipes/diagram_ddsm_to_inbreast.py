@@ -45,8 +45,8 @@ import keras
 import numpy as np
 
 from gan_zoo import metrics as clinical
-from gan_zoo.cli.arguments import fraction, positive_float, positive_int, seed
-from gan_zoo.cli.errors import UsageError
+from gan_zoo.arguments import fraction, positive_float, positive_int, seed
+from gan_zoo.errors import UsageError
 from gan_zoo.data.demo import demo_dir, make_demo_mammograms
 from gan_zoo.data.mammography import (
     FORMATS,
@@ -62,7 +62,7 @@ from gan_zoo.data.mammography.streams import diagram_streams, float_streams
 from gan_zoo.metrics.plots import save_roc_curves
 from gan_zoo.models.diagram import DiaGRAM
 from gan_zoo.registry import get_spec
-from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 
 NAME = "diagram_ddsm_to_inbreast"
 MODELS = ("diagram", "no_gan", "plain_cnn")
@@ -392,9 +392,10 @@ def main(argv=None):
         print(f"Source {fold}: {len(patients(train))} train / {len(patients(validation))} "
               f"validation / {len(patients(test))} test patients", flush=True)
         for kind in models:
-            source_results[kind].append(units.get(f"source/{fold}/{kind}", lambda: train_and_score(
-                kind, train, validation, test, whole.select(patients(test)),
-                args.seed + index)[1]))
+            source_results[kind].append(units.get(  # units.get calls the function at once
+                f"source/{fold}/{kind}", lambda kind=kind, train=train, validation=validation, test=test,
+                seed=args.seed + index: train_and_score(
+                    kind, train, validation, test, whole.select(patients(test)), seed)[1]))
 
     # Final source models (all source patients but validation): transfer and --test-dir.
     final_weights, test_dir_results = {}, {}
@@ -429,7 +430,7 @@ def main(argv=None):
             print(f"Target fold{index}: {len(patients(train))} train / {len(patients(validation))} "
                   f"validation / {len(patients(test))} test patients", flush=True)
             for kind in models:
-                def fine_tune(kind=kind, train=train, validation=validation, test=test):
+                def fine_tune(kind=kind, train=train, validation=validation, test=test, index=index):
                     tuned = trainers.fit_path("fine_tune", final_weights[kind],
                                               target_whole.select(patients(train)),
                                               args.fine_tune_epochs, args.seed + index)
@@ -483,7 +484,7 @@ def main(argv=None):
                  "target_images": None if target is None else len(target),
                  "target_patients": None if target is None else len(patients(target)),
                  "mias_task": args.mias_task if target_format == "mias" else None},
-        "config": config, "split": args.split, "folds": args.folds, "epochs": args.epochs,
+        "config": config, "split": args.split, "fold_count": args.folds, "epochs": args.epochs,
         "fine_tune_epochs": args.fine_tune_epochs,
     })
     print(f"\nWall time {wall:.0f} s. Run folder: {run.directory}")

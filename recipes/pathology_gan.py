@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 import gan_zoo
-from gan_zoo.cli.arguments import fraction, non_negative_int, positive_float, positive_int, seed
+from gan_zoo.arguments import fraction, non_negative_int, positive_float, positive_int, seed
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.he import PathologyHDF5, hdf5_splits, scan_he_images, write_tiles
 from gan_zoo.data.he.stream import hdf5_training_stream
@@ -49,7 +49,7 @@ from gan_zoo.data.splits import split_by_group
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 
 NAME = "pathology_gan"
 HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")

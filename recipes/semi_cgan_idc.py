@@ -49,7 +49,7 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo import metrics as clinical
-from gan_zoo.cli.arguments import (
+from gan_zoo.arguments import (
     fraction,
     non_negative_int,
     parse_overrides,
@@ -57,8 +57,8 @@ from gan_zoo.cli.arguments import (
     positive_int,
     seed,
 )
-from gan_zoo.cli.errors import UsageError
-from gan_zoo.cli.train import scan_idc_for_command
+from gan_zoo.errors import UsageError
+from gan_zoo.data.idc import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels, split_by_group
@@ -68,7 +68,7 @@ from gan_zoo.registry import get_spec, resolve_config
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import Run, recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import Run, recipe_main, recipe_parser, start_run
 
 NAME = "semi_cgan_idc"
 POLICY = idc.IDC_SIZE_POLICY

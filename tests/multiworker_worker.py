@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 from gan_zoo.schedules import TrainingPlan, UpdateSchedule  # noqa: E402
 from gan_zoo.training.distribute import is_chief  # noqa: E402
 from gan_zoo.training.loop import train_gan  # noqa: E402
-from gan_zoo.training.recipe import Run  # noqa: E402
+from gan_zoo.experiments import Run  # noqa: E402
 from toy_adversarial import ToyAdversarial, state_of, toy_batches  # noqa: E402
 
 STEPS, EPOCHS, BATCH = 3, 2, 8

@@ -7,13 +7,13 @@ import tensorflow as tf
 from PIL import Image
 
 from gan_zoo.models.dcgan import DCGAN
+from gan_zoo.images import tile_images
 from gan_zoo.schedules import LinearDecay, StepDecay, TrainingPlan
 from gan_zoo.training.callbacks import (
     EvaluationHook,
     MetricsLogger,
     SampleGrid,
     ScheduledLearningRate,
-    tile_images,
 )
 
 

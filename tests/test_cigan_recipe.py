@@ -59,8 +59,8 @@ def test_lesion_free_corners_match_brute_force():
     lesions = np.zeros((20, 24), bool)
     lesions[5:8, 9:11] = True
     found = {tuple(c) for c in lesion_free_corners(tissue, lesions, 6, 0.75)}
-    expected = {(t, l) for t in range(15) for l in range(19)
-                if not lesions[t : t + 6, l : l + 6].any() and tissue[t : t + 6, l : l + 6].mean() > 0.75}
+    expected = {(t, col) for t in range(15) for col in range(19)
+                if not lesions[t : t + 6, col : col + 6].any() and tissue[t : t + 6, col : col + 6].mean() > 0.75}
     assert found == expected and found
 
 

@@ -61,19 +61,19 @@ def sgd():
 
 def test_networks_follow_the_paper():
     model = tiny()
-    dense = [l for l in model.generator.layers if isinstance(l, keras.layers.Dense)]
-    deconvs = [l for l in model.generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    dense = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Dense)]
+    deconvs = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
     assert len(dense) == 1 and len(deconvs) == 4
     assert model.generator.output_shape == (None, 16, 16, 1)
     assert model.latent_distribution == "uniform"
-    convs = [l for l in model.features.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.features.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 4 and model.features.input_shape == (None, None, None, 1)
     # F is fully convolutional: one network for patches and whole images.
     assert model.features(tf.zeros([1, 16, 16, 1])).shape == (1, 1, 1, 8)
     assert model.features(tf.zeros([1, 32, 32, 1])).shape == (1, 2, 2, 8)
-    (d_dense,) = [l for l in model.discriminator.layers if not isinstance(l, (keras.layers.InputLayer, keras.layers.Flatten))]
+    (d_dense,) = [layer for layer in model.discriminator.layers if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten))]
     assert isinstance(d_dense, keras.layers.Dense) and d_dense.units == 3  # m + 1
-    blocks = {l.name.split("_")[0] for l in model.extended.layers if l.name.startswith("block")}
+    blocks = {layer.name.split("_")[0] for layer in model.extended.layers if layer.name.startswith("block")}
     assert blocks == {f"block{i}" for i in range(1, 7)}
     assert model.extended.output_shape == (None, 2)
     ablation = tiny(use_gan=False)

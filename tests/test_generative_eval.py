@@ -11,7 +11,7 @@ from gan_zoo.metrics.features import extract_features
 from gan_zoo.models.dcgan import DCGAN
 from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import Run
+from gan_zoo.experiments import Run
 
 
 def _extractor(units):

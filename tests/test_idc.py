@@ -157,7 +157,7 @@ def test_without_sizes(tmp_path):
     assert ds.patches[0].size is None
     assert ds.records()[0].size is None
     with pytest.raises(ValueError, match="read_sizes=True"):
-        ds.off_size
+        _ = ds.off_size
     assert "not read" in ds.summary()
 
 

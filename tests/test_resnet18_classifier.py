@@ -109,8 +109,8 @@ def test_local_weights_file(tmp_path, model):
 def test_weights_file_warnings_about_other_containers_reach_the_user(tmp_path):
     class Backbone:
         def load_weights(self, path):
-            warnings.warn("Skipping nested container at '_operations_by_depth/container_2': ...")
-            warnings.warn("Skipping nested container at 'blocks/container_0': ...")
+            warnings.warn("Skipping nested container at '_operations_by_depth/container_2': ...", stacklevel=1)
+            warnings.warn("Skipping nested container at 'blocks/container_0': ...", stacklevel=1)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,4 +1,4 @@
-"""Run folders (`gan_zoo.training.recipe.start_run`): where, who, and what they protect.
+"""Run folders (`gan_zoo.experiments.start_run`): where, who, and what they protect.
 
 No training here: a run folder is set up, and its checkpoint is faked by
 writing `backup/state.json`, which is all `start_run` reads of it.
@@ -15,9 +15,9 @@ import sys
 
 import pytest
 
-from gan_zoo.cli.errors import EXIT_FAILED, exit_status
-from gan_zoo.training import recipe
-from gan_zoo.training.recipe import LOCK_NAME, RunFolderError, start_run
+from gan_zoo.errors import EXIT_FAILED, exit_status
+from gan_zoo.experiments import command_line
+from gan_zoo.experiments.run_folder import LOCK_NAME, RunFolderError, start_run
 
 
 def options(out, **changes):
@@ -169,7 +169,7 @@ def test_only_the_chief_of_a_multi_worker_run_takes_the_lock(tmp_path, runs, mon
 def test_recipe_main_releases_the_lock_when_it_fails(tmp_path):
     out = tmp_path / "run"
 
-    @recipe.recipe_main
+    @command_line.recipe_main
     def main(argv=None):
         start_run("fake", options(out))
         raise RuntimeError("the recipe broke")
@@ -289,7 +289,7 @@ def test_write_errors_are_found_inside_wrapping_exceptions(capsys):
 
 
 def test_a_run_from_before_an_option_existed_resumes_with_its_default(tmp_path):
-    from gan_zoo.training.recipe import recipe_parser, start_run
+    from gan_zoo.experiments import recipe_parser, start_run
 
     def parse(argv):
         parser = recipe_parser("demo", "", epochs=2, batch_size=4)

@@ -14,7 +14,7 @@ def _images(n, size=50, seed=0):
 
 
 def _conv_widths(model):
-    return [l.filters for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 def test_output_is_a_probability_per_class():
@@ -63,7 +63,7 @@ def test_augmentation_covers_the_8_symmetries_and_only_while_training():
     seen = {next(i for i, s in enumerate(symmetries) if np.array_equal(s, out)) for out in outputs}
     assert seen == set(range(8))
     np.testing.assert_array_equal(rot90(flip(batch, training=False), training=False), batch)
-    assert not {"flip", "rot90"} & {l.name for l in SmallCNN(width=0.125, augment=False).layers}
+    assert not {"flip", "rot90"} & {layer.name for layer in SmallCNN(width=0.125, augment=False).layers}
 
 
 def test_inference_does_not_augment():

@@ -15,7 +15,7 @@ from gan_zoo.data.image_folder import ImageRecord
 from gan_zoo.data.streams import StreamSource, training_streams
 from gan_zoo.schedules import TrainingPlan, UpdateSchedule
 from gan_zoo.training.loop import train_gan
-from gan_zoo.training.recipe import Run
+from gan_zoo.experiments import Run
 from toy_adversarial import ToyAdversarial, state_of, toy_batches
 
 RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"

@@ -67,7 +67,7 @@ def test_n_critic_updates_generator_every_fifth_step():
 def test_loss_triggered_phase_switch_follows_the_rule():
     model = ToyAdversarial(schedule=SCHEDULES["loss_triggered"])
     model.compile()
-    phases, signals = [], []
+    phases = []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):

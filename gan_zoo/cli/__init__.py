@@ -16,13 +16,12 @@ status 2. TensorFlow is imported only by the subcommands that need it, so
 `gan-zoo --help` answers at once.
 """
 
-from gan_zoo.cli.arguments import parse_overrides, parse_value, positive_int
-from gan_zoo.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError
+from gan_zoo.arguments import parse_overrides, parse_value, positive_int
+from gan_zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError
 
 
-# The commands import the training layer, which imports this package's
-# argument types: loading `app` lazily keeps `import gan_zoo.training.recipe`
-# free of an import cycle.
+# `app` imports every command (and through them the training layer):
+# loaded on first use, `import gan_zoo.cli` stays light.
 def main(argv=None):
     from gan_zoo.cli.app import main as run
 

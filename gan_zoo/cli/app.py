@@ -5,8 +5,8 @@ import textwrap
 
 import gan_zoo
 from gan_zoo.cli import export, list_models, sample, score, train
-from gan_zoo.cli.arguments import HelpFormatter
-from gan_zoo.cli.errors import EXIT_USAGE, PROG, exit_status
+from gan_zoo.arguments import HelpFormatter
+from gan_zoo.errors import EXIT_USAGE, PROG, exit_status
 
 # The sub-commands in the order `gan-zoo --help` lists them.
 COMMANDS = (list_models, train, sample, score, export)

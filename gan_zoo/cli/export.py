@@ -5,8 +5,8 @@ import shutil
 import textwrap
 
 import gan_zoo
-from gan_zoo.cli.arguments import HelpFormatter, parse_overrides
-from gan_zoo.cli.errors import UsageError, message
+from gan_zoo.arguments import HelpFormatter, parse_overrides
+from gan_zoo.errors import UsageError, message
 from gan_zoo.cli.loading import build, get_spec, load_checkpoint, resolve_config
 
 

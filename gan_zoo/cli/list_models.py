@@ -3,7 +3,7 @@
 import textwrap
 
 import gan_zoo
-from gan_zoo.cli.arguments import HelpFormatter
+from gan_zoo.arguments import HelpFormatter
 from gan_zoo.registry import TASKS
 
 

@@ -9,7 +9,7 @@ with its traceback.
 import pathlib
 
 import gan_zoo
-from gan_zoo.cli.errors import UsageError, message, raised_by
+from gan_zoo.errors import UsageError, message, raised_by
 
 
 def get_spec(name):

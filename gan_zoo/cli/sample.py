@@ -3,8 +3,8 @@
 import math
 import pathlib
 
-from gan_zoo.cli.arguments import HelpFormatter, positive_int, seed
-from gan_zoo.cli.errors import UsageError
+from gan_zoo.arguments import HelpFormatter, positive_int, seed
+from gan_zoo.errors import UsageError
 from gan_zoo.cli.loading import load_checkpoint, require_generator
 
 IMAGE_FORMATS = ("png", "jpg")
@@ -89,7 +89,7 @@ def run(args):
     """
     import numpy as np
 
-    from gan_zoo.training.callbacks import save_image, save_image_grid
+    from gan_zoo.images import save_image, save_image_grid
 
     out = pathlib.Path(args.out)
     as_grid = out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()

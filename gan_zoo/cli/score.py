@@ -3,8 +3,8 @@
 import json
 import pathlib
 
-from gan_zoo.cli.arguments import HelpFormatter, positive_int, seed
-from gan_zoo.cli.errors import UsageError
+from gan_zoo.arguments import HelpFormatter, positive_int, seed
+from gan_zoo.errors import UsageError
 from gan_zoo.cli.loading import load_checkpoint, require_generator
 
 EXTRACTORS = ("inception", "keras")

@@ -8,8 +8,8 @@ import textwrap
 import time
 
 import gan_zoo
-from gan_zoo.cli.arguments import HelpFormatter, parse_overrides, positive_int, seed
-from gan_zoo.cli.errors import (
+from gan_zoo.arguments import HelpFormatter, parse_overrides, positive_int, seed
+from gan_zoo.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     PROG,
@@ -22,7 +22,8 @@ from gan_zoo.cli.errors import (
 )
 from gan_zoo.cli.loading import build, get_spec, resolve_config
 from gan_zoo.options import PRECISIONS, STRATEGIES
-from gan_zoo.training.recipe import check_out_dir, idc_size_problem, start_run
+from gan_zoo.data.idc import idc_size_problem, scan_idc_for_command
+from gan_zoo.experiments.run_folder import check_out_dir, start_run
 
 LAYOUTS = ("folder", "idc")
 IDC_TOP_FOLDER = "IDC_regular_ps50_idx5"  # the original release's top folder
@@ -124,21 +125,6 @@ class TrainingData:
 def _scan_error(error):
     """A scan's error as a one-line UsageError (bad files: the first, named)."""
     return UsageError(data_problem_line(error))
-
-
-def scan_idc_for_command(data_dir, on_error="raise"):
-    """`scan_idc` whose errors are one-line UsageErrors (for gan-zoo and the recipes).
-
-    Args:
-        data_dir: the IDC folder or archive.
-        on_error: "raise" or "skip" (`--on-error`).
-    """
-    from gan_zoo.data import idc
-
-    try:
-        return idc.scan_idc(data_dir, on_error=on_error)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        raise _scan_error(error) from None
 
 
 def training_data(data_dir, layout, on_error="raise"):

@@ -221,7 +221,7 @@ def save_cluster_montages(directory, images, clusters, *, per_cluster=64, column
     Returns:
         The written paths, one per cluster (empty clusters are skipped).
     """
-    from gan_zoo.training.callbacks import save_image_grid
+    from gan_zoo.images import save_image_grid
 
     images = np.asarray(images)
     if len(images) != len(clusters.labels):

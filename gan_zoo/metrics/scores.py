@@ -374,6 +374,6 @@ def _describe(source):
 
 
 def _version():
-    import gan_zoo
+    from gan_zoo._version import __version__
 
-    return gan_zoo.__version__
+    return __version__

@@ -11,7 +11,8 @@ loss does not care which one it gets:
   a local copy of `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`
   works offline; `weights=None` gives random weights (tests, benchmarks).
 - A documented domain substitute for machines that cannot get the ImageNet
-  weights (`build_domain_classifier`, `train_domain_classifier`): a small
+  weights (`build_domain_classifier`, trained by
+  `gan_zoo.training.domain_classifier.train_domain_classifier`): a small
   VGG-style classifier of lesion vs lesion-free patches, trained on the
   TRAINING patients only, whose three pooled feature maps serve instead. It
   is a different feature space from the paper's; a run that uses it says so
@@ -28,7 +29,6 @@ import pathlib
 import warnings
 
 import keras
-import numpy as np
 
 # The paper's layers (Keras names) and their equivalents in the substitute.
 VGG19_LAYERS = ("block1_pool", "block2_pool", "block3_pool")
@@ -137,65 +137,6 @@ def domain_features(classifier):
     return network
 
 
-def train_domain_classifier(images, labels, *, validation=None, steps=1500, batch_size=32,
-                            learning_rate=1e-3, widths=(32, 64, 128), seed=0, verbose=0):
-    """Trains the substitute's classifier on lesion (1) vs lesion-free (0) patches.
-
-    Use TRAINING patients' patches only: the network becomes part of the
-    GAN's loss, and the GAN is trained on the training patients.
-
-    Args:
-        images: uint8 or [0, 1] float patches [N, S, S] or [N, S, S, 1].
-        labels: 1 for a patch with a lesion, 0 without.
-        validation: optional (images, labels) of validation patients, for the
-            reported accuracy.
-        steps: Adam steps; random flips of the patches (the task has no side).
-        batch_size: patches per step.
-        learning_rate: Adam learning rate.
-        widths: filters of the three blocks.
-        seed: seed of weights and order.
-        verbose: Keras verbosity.
-
-    Returns:
-        (classifier, {"train_accuracy", "validation_accuracy", "steps"}).
-    """
-    import tensorflow as tf
-
-    x = _unit_patches(images)
-    y = np.asarray(labels, np.int32).reshape(-1)
-    if len(x) != len(y) or len(set(y.tolist())) < 2:
-        raise ValueError(
-            f"train_domain_classifier needs patches of both classes, got {len(x)} patches "
-            f"with labels {sorted(set(y.tolist()))}."
-        )
-    keras.utils.set_random_seed(seed)
-    classifier = build_domain_classifier(x.shape[1], widths, seed=seed)
-    classifier.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
-                       metrics=["accuracy"])
-
-    def flip(patch, label):
-        patch = tf.image.random_flip_left_right(patch, seed=seed)
-        return tf.image.random_flip_up_down(patch, seed=seed + 1), label
-
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
-        .map(flip).batch(batch_size)
-    )
-    classifier.fit(dataset, steps_per_epoch=int(steps), epochs=1, verbose=verbose)
-    report = {"steps": int(steps),
-              "train_accuracy": float(classifier.evaluate(x, y, verbose=0)[1])}
-    if validation is not None:
-        vx, vy = _unit_patches(validation[0]), np.asarray(validation[1], np.int32)
-        report["validation_accuracy"] = float(classifier.evaluate(vx, vy, verbose=0)[1])
-    return classifier, report
-
-
-def _unit_patches(images):
-    array = np.asarray(images)
-    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
-    return array[..., None] if array.ndim == 3 else array
-
-
 def load_feature_network(spec, image_size=None):
     """The feature network a ciGAN config names, and what it is.
 
@@ -225,7 +166,7 @@ def load_feature_network(spec, image_size=None):
             raise RuntimeError(
                 f"The VGG-19 ImageNet weights could not be downloaded ({_first_line(error)}); "
                 f"pass feature_weights=<path to {VGG19_WEIGHTS_FILE}> or a domain feature "
-                "network (.keras from gan_zoo.models.feature_networks.train_domain_classifier)."
+                "network (.keras from gan_zoo.training.domain_classifier.train_domain_classifier)."
             ) from None
         return network, _description("vgg19_imagenet", "keras.applications ImageNet", VGG19_LAYERS)
     if spec == "random":

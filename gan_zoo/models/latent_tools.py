@@ -21,7 +21,7 @@ Example:
 
 import numpy as np
 
-from gan_zoo.training.callbacks import save_image_grid
+from gan_zoo.images import save_image_grid
 
 
 def linear_path(start, end, steps):

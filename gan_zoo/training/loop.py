@@ -51,7 +51,7 @@ def train_gan(
             `gan_zoo.data.streams.training_streams` over several sources);
             a stream has `.dataset` and `.steps_per_epoch`, and its epoch e
             must be a function of (seed, e) only.
-        run: the `gan_zoo.training.recipe.Run` that receives backups, sample
+        run: the `gan_zoo.experiments.Run` that receives backups, sample
             grids, `metrics.jsonl` and the TensorBoard log.
         plan: the `TrainingPlan` (default: `gan.training_plan(epochs,
             batch_size)`): epochs, batch size, per-step learning-rate

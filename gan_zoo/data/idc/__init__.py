@@ -63,9 +63,10 @@ from gan_zoo.data.idc.layout import (
     IDCDataset,
     IDCLayoutError,
     IDCPatch,
+    idc_size_problem,
     parse_idc_name,
 )
-from gan_zoo.data.idc.scan import extract_idc_archive, iter_idc_zip, scan_idc
+from gan_zoo.data.idc.scan import extract_idc_archive, iter_idc_zip, scan_idc, scan_idc_for_command
 from gan_zoo.data.idc.splits import (
     CRUZ_ROA_TEST_PATIENTS,
     CRUZ_ROA_VALIDATION_PATIENTS,
@@ -95,8 +96,10 @@ __all__ = [
     "download_idc",
     "extract_idc_archive",
     "idc_kfold",
+    "idc_size_problem",
     "idc_split",
     "iter_idc_zip",
     "parse_idc_name",
     "scan_idc",
+    "scan_idc_for_command",
 ]

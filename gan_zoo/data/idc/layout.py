@@ -258,3 +258,25 @@ def problem_error(problems, root):
         f"(pass on_error='skip' to leave these files out):\n{problem_listing(problems)}",
         problems, str(root),
     )
+
+
+def idc_size_problem(image_size):
+    """Why IDC patches cannot be trained at `image_size`; None at the patch side.
+
+    The IDC size policy pads or crops, never stretches (edge patches must
+    keep the tissue's scale), so another side would train on black borders
+    or lose tissue: the recipes and `gan-zoo train --layout idc` refuse it.
+
+    Args:
+        image_size: the side the model would be trained at.
+    """
+    if not isinstance(image_size, int) or image_size == PATCH_SIZE:
+        return None  # a non-integer is the model's to reject, naming the option
+    if image_size > PATCH_SIZE:
+        effect = f"{1 - (PATCH_SIZE / image_size) ** 2:.0%} of every image would be black padding"
+    else:
+        effect = f"{1 - (image_size / PATCH_SIZE) ** 2:.0%} of every patch would be cropped away"
+    return (
+        f"IDC patches are {PATCH_SIZE}x{PATCH_SIZE} and are padded or cropped, never "
+        f"stretched: at {image_size}x{image_size} {effect}; use {PATCH_SIZE}."
+    )

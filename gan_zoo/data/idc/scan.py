@@ -21,6 +21,7 @@ from gan_zoo.data.idc.layout import (
 )
 from gan_zoo.data.image_folder import check_on_error, dangling_link_reason, problem_listing
 from gan_zoo.data.splits import natural_key
+from gan_zoo.errors import UsageError, data_problem_line
 
 logger = logging.getLogger(__name__)
 
@@ -266,3 +267,16 @@ def iter_idc_zip(archive):
             raise IDCLayoutError(f"No IDC patches found in {archive}.")
         for info, patient, label, x, y in parsed:
             yield info.filename, patient, label, x, y, zf.read(info)
+
+
+def scan_idc_for_command(data_dir, on_error="raise"):
+    """`scan_idc` whose errors are one-line UsageErrors (for gan-zoo and the recipes).
+
+    Args:
+        data_dir: the IDC folder or archive.
+        on_error: "raise" or "skip" (`--on-error`).
+    """
+    try:
+        return scan_idc(data_dir, on_error=on_error)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        raise UsageError(data_problem_line(error)) from None

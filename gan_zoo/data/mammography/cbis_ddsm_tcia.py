@@ -89,7 +89,7 @@ def scan_cbis_ddsm_tcia(root, *, image_root=None, abnormality=None,
         extra = {
             "density": (row.get("breast_density") or row.get("breast density") or "").strip(),
             "birads": ";".join(entry["birads"]),
-            "pathologies": ";".join(str(l) for l in labels),
+            "pathologies": ";".join(str(label) for label in labels),
             "n_masks": str(len(labels)),
         }
         records.append(MammogramRecord(
