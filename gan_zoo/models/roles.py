@@ -22,10 +22,16 @@ from gan_zoo.export_lib import classify_endpoint
 
 
 def check_unit_range(images, where):
-    """Raises when float images are clearly not in [0, 1] (e.g. 0-255 pixels)."""
+    """Raises a ValueError unless float images are finite and in [0, 1].
+
+    Refuses 0-255 pixels (float or uint8) and NaN or infinite values, which
+    a network would spread over its whole output.
+    """
     array = np.asarray(images)
     if array.size and np.issubdtype(array.dtype, np.floating):
-        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where} expects float images in [0, 1]; got NaN or infinite values.")
+        low, high = float(array.min()), float(array.max())
         if low < -1e-3 or high > 1.0 + 1e-3:
             raise ValueError(
                 f"{where} expects float images in [0, 1]; got values in [{low:g}, {high:g}] "

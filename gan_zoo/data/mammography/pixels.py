@@ -15,7 +15,9 @@ to an 8-bit round trip and no image is stretched differently from another:
   `window="dicom"` applies the file's VOI window (WindowCenter/Width or VOI
   LUT) and scales its output range; `window="minmax"` stretches each image
   to its own min..max. MONOCHROME1 images (bright = low values) are
-  inverted so that dense tissue is bright in every output.
+  inverted so that dense tissue is bright in every output;
+- 32-bit float TIFF (Pillow mode "F"): taken as [0, 1] values (clipped);
+  a file with NaN or infinite pixels is refused, naming it.
 
 Arrays stay float32 from here on (never uint8), so a 16-bit image keeps its
 dynamic range through cropping, resizing and training.
@@ -104,7 +106,14 @@ def _read_pillow(path, bit_depth):
         # Pillow opens 16-bit PNGs as mode "I" (int32); values tell the depth.
         container = 16 if array.max(initial=0) > 255 else 8
     elif mode == "F":
-        return np.clip(array.astype(np.float32), 0.0, 1.0)
+        array = array.astype(np.float32)
+        bad = np.count_nonzero(~np.isfinite(array))
+        if bad:
+            raise ValueError(
+                f"{path}: float image with {bad} NaN or infinite pixel(s) of {array.size}; "
+                "replace them (e.g. by 0) before loading."
+            )
+        return np.clip(array, 0.0, 1.0)
     else:
         raise ValueError(f"{path}: unsupported image mode {mode}.")
     depth = bit_depth if bit_depth is not None else container

@@ -1,0 +1,72 @@
+"""Bad inputs at the library's entry points are refused in one line.
+
+NaN and infinite pixels: in float image files (named in the error) and in
+the arrays given to translate / infill. Models are tiny.
+"""
+
+import numpy as np
+import pytest
+
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_tiff_with_nan_or_inf_is_refused_naming_the_file(tmp_path, bad):
+    import tifffile
+
+    from gan_zoo.data.mammography.pixels import load_grayscale
+
+    path = tmp_path / "float.tif"
+    image = np.full((8, 8), 0.5, np.float32)
+    image[2, 3] = bad
+    tifffile.imwrite(path, image)
+    with pytest.raises(ValueError) as caught:
+        load_grayscale(path)
+    message = str(caught.value)
+    assert str(path) in message and "1 NaN or infinite pixel(s)" in message
+    assert "\n" not in message
+
+
+def test_a_finite_float_tiff_still_loads(tmp_path):
+    import tifffile
+
+    from gan_zoo.data.mammography.pixels import load_grayscale
+
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8))
+    np.testing.assert_allclose(load_grayscale(path).ravel(), np.linspace(0, 1, 64), atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def cyclegan():
+    from gan_zoo.models.cyclegan import CycleGAN
+
+    return CycleGAN(image_size=16, generator_filters=4, discriminator_filters=4,
+                    residual_blocks=2, pool_size=3)
+
+
+@pytest.fixture(scope="module")
+def cigan():
+    from gan_zoo.models.cigan import CIGAN
+
+    return CIGAN(patch_size=16, widths=[8, 8, 8], discriminator_widths=[4, 4, 4, 4, 4])
+
+
+def _patches(n=2, size=16):
+    images = np.full((n, size, size, 1), 0.4, np.float32)
+    masks = np.zeros_like(images)
+    masks[:, 4:10, 4:10] = 1.0
+    return images, masks
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_translate_and_infill_refuse_nan_and_inf(cyclegan, cigan, bad):
+    images = np.full((2, 16, 16, 3), 0.5, np.float32)
+    images[1, 0, 0, 0] = bad
+    message = "CycleGAN.translate expects float images in [0, 1]; got NaN or infinite values."
+    with pytest.raises(ValueError) as caught:
+        cyclegan.translate(images, direction="a_to_b")
+    assert str(caught.value) == message
+    patches, masks = _patches()
+    patches[0, 12, 12, 0] = bad  # outside the mask
+    with pytest.raises(ValueError, match=r"^CIGAN\.translate expects .* got NaN or infinite values\.$"):
+        cigan.infill(patches, masks, target_class=1)
