@@ -48,6 +48,7 @@ from gan_zoo.training.downstream import AugmentationEvaluation, load_arrays
 from gan_zoo.training.loop import train_gan
 from gan_zoo.data.idc import idc_size_problem
 from gan_zoo.experiments import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments.evaluation import add_operating_point_option
 
 NAME = "dcgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -63,6 +64,7 @@ def augment_policy(text):
 
 def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=64)
+    add_operating_point_option(parser, "youden")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="v3",
                         help="Chi et al. variant (the paper's final model is v3)")
     parser.add_argument("--image-size", type=positive_int, default=idc.PATCH_SIZE,
@@ -158,6 +160,7 @@ def main(argv=None):
             arrays["train"], arrays["validation"], arrays["test"],
             classifier_options={"width": args.eval_width, "image_size": args.image_size},
             epochs=args.eval_epochs, batch_size=args.eval_batch_size, seed=args.seed,
+            operating_point=args.operating_point,
         )
     except ValueError as error:
         raise UsageError(f"{error} Lower --eval-batch-size or use more data.") from None
@@ -236,7 +239,7 @@ def main(argv=None):
         "downstream_protocol": (
             f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, batch "
             f"{args.eval_batch_size}, trained on real / synthetic / real+synthetic train "
-            "patches; threshold by Youden J on validation patients; scored on test patients "
+            f"patches; {args.operating_point.describe()}; scored on test patients "
             "once after training (per-epoch scores in metrics.jsonl: validation patients)"
         ),
         "data": {
@@ -253,7 +256,8 @@ def main(argv=None):
     print(f"\nRun folder: {run.directory}")
     for key in ("real_auroc", "synthetic_auroc", "augmented_auroc"):
         print(f"  {key:>18}: {downstream[key]:.3f}")
-    print(f"  {'KID':>18}: {generative['kid']:.4f} +/- {generative['kid_std']:.4f} "
+    spread = "n/a" if np.isnan(generative["kid_std"]) else f"{generative['kid_std']:.4f}"
+    print(f"  {'KID':>18}: {generative['kid']:.4f} +/- {spread} "
           f"({fake.n} samples vs {reference.n} validation patches; domain extractor)")
     if "fid" in generative:
         print(f"  {'FID':>18}: {generative['fid']:.2f}")

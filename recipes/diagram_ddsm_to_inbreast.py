@@ -13,8 +13,9 @@ Evaluation (always by patient): `--split kfold` (default) is k-fold
 cross-validation over patients (5 folds); `--split official` trains on
 CBIS-DDSM's `Mass-Training_*` images and tests on `Mass-Test_*`. In each
 fold 15% of the training patients are held out as validation patients: the
-accuracy threshold (Youden's J) is chosen on them, the test patients are
-scored once. AUROC and accuracy are reported as mean +/- std over folds,
+accuracy threshold (`--operating-point`, default Youden's J) is chosen on
+them, the test patients are scored once. AUROC and accuracy are reported as
+mean +/- std over folds (no spread for the official split's one fold),
 with ROC curves of the pooled out-of-fold scores (the paper's Fig. 2) and a
 bar chart of the AUCs (Fig. 3).
 
@@ -63,6 +64,7 @@ from gan_zoo.metrics.plots import save_roc_curves
 from gan_zoo.models.diagram import DiaGRAM
 from gan_zoo.registry import get_spec
 from gan_zoo.experiments import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments.evaluation import add_operating_point_option, score_split, summarise_folds
 
 NAME = "diagram_ddsm_to_inbreast"
 MODELS = ("diagram", "no_gan", "plain_cnn")
@@ -97,6 +99,7 @@ def parse_args(argv=None):
     parser.add_argument("--split-seed", type=seed, default=0)
     parser.add_argument("--validation-fraction", type=fraction, default=0.15,
                         help="share of each fold's training patients held out to choose thresholds")
+    add_operating_point_option(parser, "youden")
     parser.add_argument("--models", default=",".join(MODELS), help=f"subset of {MODELS}")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         help="whole-image side (default 256; demo 64); a multiple of 16")
@@ -227,30 +230,23 @@ class Trainers:
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate(test_labels, test_scores, val_labels, val_scores):
-    """Test metrics; the threshold from validation patients (0.5 if one class)."""
-    if len(set(np.asarray(val_labels).tolist())) == 2:
-        result = clinical.evaluate_classifier(test_labels, test_scores, y_true_val=val_labels,
-                                              y_score_val=val_scores)
-    else:
-        result = clinical.evaluate_classifier(test_labels, test_scores)
-    return {k: result[k] for k in ("auroc", "accuracy", "balanced_accuracy", "recall",
-                                   "specificity", "threshold", "threshold_source", "n_validation")}
+def evaluate(test_labels, test_scores, val_labels, val_scores, point):
+    """Test metrics at `point` (0.5 where the validation patients hold one class)."""
+    result = score_split(point, {"validation": val_labels, "test": test_labels},
+                         {"validation": val_scores, "test": test_scores}, one_class_validation="argmax")
+    return {k: result[k] for k in ("auroc", "accuracy", "balanced_accuracy", "recall", "specificity",
+                                   "threshold", "operating_point", "threshold_source", "n_validation")}
 
 
-def summarise(folds):
-    """mean / std (ddof 1) of AUROC and accuracy over folds."""
-    out = {}
-    for key in ("auroc", "accuracy"):
-        values = np.array([f[key] for f in folds], float)
-        out[key] = {"mean": float(np.nanmean(values)),
-                    "std": float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0,
-                    "folds": values.tolist()}
-    return out
+def summarise(per_model_folds):
+    """{model: {auroc, accuracy: mean, std (NaN for one fold), folds}}."""
+    return summarise_folds(per_model_folds, ("auroc", "accuracy"))
 
 
 def _pm(stats, key):
-    return f"{100 * stats[key]['mean']:.1f} +/- {100 * stats[key]['std']:.1f}"
+    std = stats[key]["std"]
+    spread = "n/a (one fold)" if np.isnan(std) else f"{100 * std:.1f}"
+    return f"{100 * stats[key]['mean']:.1f} +/- {spread}"
 
 
 def table_1(rows):
@@ -274,7 +270,7 @@ def save_auc_bars(path, summaries, title):
     names = list(summaries)
     figure, axes = plt.subplots(figsize=(4.5, 3.2))
     means = [100 * summaries[n]["auroc"]["mean"] for n in names]
-    stds = [100 * summaries[n]["auroc"]["std"] for n in names]
+    stds = [100 * np.nan_to_num(summaries[n]["auroc"]["std"]) for n in names]  # no bar for one fold
     axes.bar(names, means, yerr=stds, capsize=4, color=["#4c72b0", "#dd8452", "#8c8c8c"][: len(names)])
     axes.set_ylabel("AUC (%)")
     axes.set_ylim(0, 100)
@@ -375,7 +371,8 @@ def main(argv=None):
         val = whole.select(patients(validation))
         val_scores = trainers.scores(weights, val.images)
         test_scores = trainers.scores(weights, test_whole.images)
-        result = {"metrics": evaluate(test_whole.labels, test_scores, val.labels, val_scores),
+        result = {"metrics": evaluate(test_whole.labels, test_scores, val.labels, val_scores,
+                                       args.operating_point),
                   "labels": test_whole.labels.tolist(), "scores": test_scores.tolist(),
                   "test_patients": len(set(test_whole.patients))}
         test_patches = rois.select(patients(test))
@@ -418,7 +415,8 @@ def main(argv=None):
             for kind in models:
                 scores = trainers.scores(final_weights[kind], test_whole.images)
                 test_dir_results[kind] = evaluate(test_whole.labels, scores, val.labels,
-                                                  trainers.scores(final_weights[kind], val.images))
+                                                  trainers.scores(final_weights[kind], val.images),
+                                                  args.operating_point)
 
     # Target: fine-tune each final classification path, k-fold by target patient.
     target_results = {m: [] for m in models}
@@ -438,27 +436,27 @@ def main(argv=None):
                     test_whole = target_whole.select(patients(test))
                     scores = trainers.scores(tuned, test_whole.images)
                     return {"metrics": evaluate(test_whole.labels, scores, val.labels,
-                                                trainers.scores(tuned, val.images)),
+                                                trainers.scores(tuned, val.images), args.operating_point),
                             "labels": test_whole.labels.tolist(), "scores": scores.tolist()}
                 target_results[kind].append(units.get(f"target/fold{index}/{kind}", fine_tune))
 
     # Report.
     source_name = "demo source" if demo else "CBIS-DDSM"
     target_name = "demo target" if (demo and args.target_dir is None) else target_format
-    summaries = {"source": {m: summarise([u["metrics"] for u in source_results[m]]) for m in models}}
+    summaries = {"source": summarise({m: [u["metrics"] for u in source_results[m]] for m in models})}
     for m in models:
         patch = [u["patch_auroc"] for u in source_results[m] if "patch_auroc" in u]
         if patch:
             summaries["source"][m]["patch_auroc"] = {
                 "mean": float(np.mean(patch)), "folds": patch,
-                "std": float(np.std(patch, ddof=1)) if len(patch) > 1 else 0.0}
+                "std": float(np.std(patch, ddof=1)) if len(patch) > 1 else float("nan")}
             print(f"{m}: ROI-patch AUROC (D's class units, test patients) "
                   f"{_pm(summaries['source'][m], 'patch_auroc')} %")
     rows = [(m, source_name, summaries["source"][m]) for m in models]
     curves = {"source": {m: (np.concatenate([u["labels"] for u in source_results[m]]),
                              np.concatenate([u["scores"] for u in source_results[m]])) for m in models}}
     if target is not None:
-        summaries["target"] = {m: summarise([u["metrics"] for u in target_results[m]]) for m in models}
+        summaries["target"] = summarise({m: [u["metrics"] for u in target_results[m]] for m in models})
         rows += [(f"{m} (fine-tuned)", target_name, summaries["target"][m]) for m in models]
         curves["target"] = {m: (np.concatenate([u["labels"] for u in target_results[m]]),
                                 np.concatenate([u["scores"] for u in target_results[m]]))

@@ -12,9 +12,9 @@ On a patient-level split of IDC (patients, never patches, are split 70/15/15):
    (pairs: Fig. 3), optionally without translations too close to their source;
 4. the ResNet-18 transfer classifier trained on Real, CycleGAN only, CycleGAN
    + Real, DCGAN only and DCGAN + Real (per variant), threshold chosen on the
-   validation patients (Youden's J), test patients scored once: the paper's
-   Table 1 (precision, recall, accuracy) plus balanced accuracy and AUROC with
-   DeLong CIs and paired DeLong tests against Real; nearest neighbours of test
+   validation patients (`--operating-point`, default Youden's J), test
+   patients scored once: the paper's Table 1 (precision, recall, accuracy)
+   plus balanced accuracy and AUROC with DeLong CIs and paired DeLong tests against Real; nearest neighbours of test
    patches that augmentation turned right (Fig. 8);
 5. FID / KID of every generator against the real training patches of its
    class, in the feature space of a domain classifier (small_cnn trained on
@@ -63,6 +63,7 @@ from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.downstream import load_arrays
 from gan_zoo.training.loop import train_gan
 from gan_zoo.experiments import Run, recipe_main, recipe_parser, start_run
+from gan_zoo.experiments.evaluation import add_operating_point_option, score_split
 
 NAME = "gan_augmentation_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -74,6 +75,7 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=25, batch_size=64)
     add = parser.add_argument
     add("--split-seed", type=seed, default=0, help="seed of the 70/15/15 patient split")
+    add_operating_point_option(parser, "youden")
     add("--train-patches", type=positive_int, default=None,
         help="use a seeded, class-balanced subset of this many training patches (the paper: "
              "3,716 of 5,547); validation and test patients keep all their patches")
@@ -308,9 +310,8 @@ def train_classifiers(run, arrays, sets, external, args, backbone):
             seed=args.seed, verbose=0)
         scores[name] = {split: predict_scores(model, arrays[split][0], size_policy="error")
                         for split in ("validation", "test")}
-        results[name] = clinical.evaluate_classifier(
-            arrays["test"][1], scores[name]["test"], y_true_val=arrays["validation"][1],
-            y_score_val=scores[name]["validation"], criterion="youden")
+        results[name] = score_split(args.operating_point, {s: arrays[s][1] for s in ("validation", "test")},
+                                    scores[name])
         if external is not None:
             scores[name]["external"] = predict_scores(model, external[0], size_policy="error")
         info[name] = {"seconds": time.perf_counter() - tic, "epochs": epochs,
@@ -425,8 +426,8 @@ def main(argv=None):
     weights_used = models["Real"].weights_used
     header = (f"ResNet-18 weights: {weights_used.upper() if weights_used == 'random' else weights_used}; "
               f"protocol {backbone[1]}; {args.epochs} epochs ({control}: as many steps as the "
-              f"+ Real runs); threshold by Youden's J on validation "
-              f"patients; test patients: {', '.join(sorted(split['test'], key=idc_key))}")
+              f"+ Real runs); {args.operating_point.describe()}; "
+              f"test patients: {', '.join(sorted(split['test'], key=idc_key))}")
     table = clinical.format_metrics_table(results, metrics=TABLE)
     tests = "\n".join(f"- {n} vs {b}: AUROC difference {c['difference']:+.3f}, DeLong p = {c['p_value']:.3g}"
                       for b, found in comparisons.items() for n, c in found.items())

@@ -3,7 +3,7 @@
 Trains the baseline CNNs (Cruz-Roa et al. 2014 as distributed by Janowczyk &
 Madabhushi 2016, and a modern small CNN) and the semi-supervised cGAN on the
 same patient split, then scores every model on the test patients with a
-decision threshold chosen on validation patients. Prints the paper's Table 1
+decision threshold chosen on validation patients (`--operating-point`). Prints the paper's Table 1
 layout (rows = metrics, columns = models), writes metrics.json, every model's
 per-patch scores (scores.npz), ROC curves, confusion matrices and sample grids
 (one row per class).
@@ -69,6 +69,7 @@ from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.loop import train_gan
 from gan_zoo.experiments import Run, recipe_main, recipe_parser, start_run
+from gan_zoo.experiments.evaluation import add_operating_point_option, score_split
 
 NAME = "semi_cgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -83,6 +84,7 @@ def parse_args(argv=None):
     parser.add_argument("--split", choices=("auto", "cruz_roa", "random", "kfold"), default="auto",
                         help="patient split (see the description)")
     parser.add_argument("--split-seed", type=seed, default=0, help="seed of the patient split")
+    add_operating_point_option(parser, "youden")
     parser.add_argument("--folds", type=positive_int, default=5,
                         help="folds of --split kfold (at least 2)")
     parser.add_argument("--validation-share", type=fraction, default=0.15,
@@ -257,12 +259,9 @@ def check_before_training(records, labelled, baselines, args):
             )
 
 
-def evaluate(scores, labels):
-    """Test metrics with the threshold chosen on validation patients."""
-    return clinical.evaluate_classifier(
-        labels["test"], scores["test"], y_true_val=labels["validation"],
-        y_score_val=scores["validation"], criterion="youden",
-    )
+def evaluate(scores, labels, point):
+    """Test metrics at the operating point `point`, chosen on validation patients."""
+    return score_split(point, labels, scores)
 
 
 def prepare_split(dataset, split, baseline_names, args):
@@ -296,7 +295,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
         )
         model.save(run.path(f"{name}.keras"))  # before scoring: nothing trained is lost
         scores[name] = {s: predict_scores(model, records[s], size_policy=POLICY) for s in labels}
-        results[name] = {**evaluate(scores[name], labels), "epochs": epochs}
+        results[name] = {**evaluate(scores[name], labels, args.operating_point), "epochs": epochs}
         timings[name] = time.perf_counter() - tic
 
     # The semi-supervised cGAN.
@@ -331,7 +330,7 @@ def train_and_score(records, labelled, baseline_names, run, args):
         classifier = gan.classifier()
         name = cgan_name(args)
         scores[name] = {s: predict_scores(classifier, records[s], size_policy=POLICY) for s in labels}
-        results[name] = {**evaluate(scores[name], labels), "epochs": len(epoch_logs)}
+        results[name] = {**evaluate(scores[name], labels, args.operating_point), "epochs": len(epoch_logs)}
         timings[name] = time.perf_counter() - tic
         save_loss_curves(
             run.path("losses.png"),
@@ -454,7 +453,7 @@ def main(argv=None):
     if args.split != "kfold":
         (_, split, records, labelled), = prepared
         outcome = train_and_score(records, labelled, baseline_names, run, args)
-        print(f"\nTest patients ({split_note}); threshold by Youden's J on validation patients:\n")
+        print(f"\nTest patients ({split_note}); {args.operating_point.describe()}:\n")
         print((run.directory / "table.md").read_text())
         run.write_metrics({
             "test_metrics": outcome["results"],
@@ -487,8 +486,8 @@ def main(argv=None):
     summary, paired = cross_validation_report(folds, args)
     table = crossval.format_cv_table(summary)
     scored = "Validation patients (tuning)" if args.tune else "Test patients"
-    print(f"\n{scored} of every fold ({split_note}); threshold by Youden's J on each "
-          "fold's validation patients:\n")
+    print(f"\n{scored} of every fold ({split_note}); {args.operating_point.describe()} "
+          "of each fold:\n")
     print(table)
     for pair, comparison in paired.items():
         print(f"{pair}: AUROC difference {comparison['mean']:+.4f} +/- {comparison['std']:.4f} "

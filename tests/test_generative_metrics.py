@@ -1,6 +1,7 @@
 """Tests of the numpy generative metrics (FID, KID, precision/recall,
 density/coverage), feature statistics, reference caches and provenance."""
 
+import math
 import subprocess
 import sys
 import warnings
@@ -157,7 +158,15 @@ def test_kid_matches_brute_force():
     # One subset of all rows: the subset draw only permutes them.
     result = kid(x, y, subsets=1, subset_size=25)
     assert result["kid"] == pytest.approx(_brute_force_mmd2(x, y), rel=1e-10)
-    assert result["kid_std"] == 0.0
+    assert math.isnan(result["kid_std"])  # no spread from one subset
+
+
+def test_kid_has_a_spread_only_where_subsets_can_differ():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(25, 6)), rng.normal(size=(30, 6))
+    assert math.isnan(kid(x[:20], y[:20], subsets=5, subset_size=20)["kid_std"])  # every row, every time
+    assert kid(x, y, subsets=5, subset_size=25)["kid_std"] > 0  # 25 of y's 30 rows
+    assert kid(x, y, subsets=5, subset_size=10)["kid_std"] > 0
 
 
 def test_kid_is_unbiased_for_one_distribution():

@@ -37,6 +37,7 @@ Example:
     pr = generative.precision_recall(real_features, fake_features, k=3)
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -298,7 +299,9 @@ def kid(real_features, fake_features, subsets=100, subset_size=1000, seed=0):
     `subset_size` is capped at `min(N, M)` with a `GenerativeMetricWarning`;
     the value used is returned. The std is over subsets drawn from the same
     features, so it measures the subsampling noise, not the noise of a new
-    draw of images.
+    draw of images. It is NaN where the subsets cannot differ (one subset,
+    or subsets that hold every row of both sets): a 0 there would read as
+    an exact value.
 
     Args:
         real_features: `[N, D]` features of real images.
@@ -333,7 +336,8 @@ def kid(real_features, fake_features, subsets=100, subset_size=1000, seed=0):
         values[i] = _unbiased_mmd2(x, y)
     return {
         "kid": float(values.mean()),
-        "kid_std": float(values.std()),
+        "kid_std": float(values.std()) if subsets > 1 and subset_size < max(real.shape[0], fake.shape[0])
+        else math.nan,
         "subsets": subsets,
         "subset_size": subset_size,
         "seed": seed,

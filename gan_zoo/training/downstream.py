@@ -13,7 +13,8 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo.data.pipeline import evaluation_dataset
-from gan_zoo.metrics import binary_metrics, evaluate_classifier
+from gan_zoo.metrics import binary_metrics
+from gan_zoo.metrics.operating_point import OperatingPoint
 from gan_zoo.training.classify import predict_scores, train_classifier
 
 
@@ -76,7 +77,9 @@ class AugmentationEvaluation:
         synthetic_per_class: generated images per class (default: as many
             as the real training images of that class).
         seed: seed of the classifier initialisation and of the latents.
-        criterion: threshold criterion on validation data.
+        operating_point: how the threshold is set on the validation
+            patients (an `OperatingPoint` or its text: "youden", "argmax",
+            "sensitivity=X", "specificity=X").
     """
 
     def __init__(
@@ -91,7 +94,7 @@ class AugmentationEvaluation:
         batch_size=64,
         synthetic_per_class=None,
         seed=0,
-        criterion="youden",
+        operating_point="youden",
     ):
         self.train, self.validation, self.test = train, validation, test
         self.classifier = classifier
@@ -100,7 +103,7 @@ class AugmentationEvaluation:
         self.batch_size = int(batch_size)
         self.synthetic_per_class = synthetic_per_class
         self.seed = int(seed)
-        self.criterion = criterion
+        self.operating_point = OperatingPoint.parse(operating_point)
         self._real = None
         self._real_model = None
         self._check()
@@ -138,10 +141,7 @@ class AugmentationEvaluation:
     def _score(self, model, prefix):
         val_scores = predict_scores(model, self.validation[0], size_policy="error")
         test_scores = predict_scores(model, self.test[0], size_policy="error")
-        result = evaluate_classifier(
-            self.test[1], test_scores,
-            y_true_val=self.validation[1], y_score_val=val_scores, criterion=self.criterion,
-        )
+        result = self.operating_point.evaluate(self.test[1], test_scores, self.validation[1], val_scores)
         keys = ("auroc", "balanced_accuracy", "f1", "precision", "recall", "accuracy")
         return {f"{prefix}_{k}": result[k] for k in keys}
 

@@ -25,6 +25,7 @@ from gan_zoo.errors import UsageError, data_problem_line
 
 logger = logging.getLogger(__name__)
 
+
 def _find_root(folder):
     """The folder holding patient folders, and entries ignored beside it.
 
