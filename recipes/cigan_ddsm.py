@@ -17,7 +17,8 @@
    steps, up to 90%). The checkpoint with the best validation-patient AUROC
    is kept (checked every --eval-every steps).
 5. Test patients, scored once: the paper's Table 1 (AUROC with DeLong 95%
-   CI) with paired DeLong p-values between the rows, and grids in the
+   CI; accuracy and the other rates at `--operating-point`, default Youden's
+   J on the validation patients) with paired DeLong p-values between the rows, and grids in the
    layout of the paper's Fig. 1 (original, input, synthetic of the
    opposite class) of test patches.
 
@@ -36,6 +37,7 @@ iterations, 10,000 classifier iterations): size them to your machine.
         --pretrain-steps 300 --gan-steps 1500 --classifier-steps 600
 """
 
+import hashlib
 import json
 import math
 import pathlib
@@ -51,7 +53,7 @@ from gan_zoo import metrics as clinical
 from gan_zoo.arguments import non_negative_int, positive_float, positive_int, seed
 from gan_zoo.errors import UsageError, data_problem_line
 from gan_zoo.data.demo import demo_dir
-from gan_zoo.data.mammography import official_split, scan_cbis_ddsm, split_by_patient
+from gan_zoo.data.mammography import official_split, scan_cbis_ddsm
 from gan_zoo.data.mammography.lesion_patches import augmentation_masks, borrowed_masks, sample_patches
 from gan_zoo.data.streams import StreamSource, mixed_batches, training_streams
 from gan_zoo.models import feature_networks
@@ -62,7 +64,8 @@ from gan_zoo.training.curriculum import Curriculum
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.domain_classifier import train_domain_classifier
 from gan_zoo.training.loop import train_gan
-from gan_zoo.experiments import recipe_main, recipe_parser, start_run
+from gan_zoo.experiments import PatientSplitter, recipe_main, recipe_parser, start_run
+from gan_zoo.experiments.evaluation import add_operating_point_option, score_split
 
 NAME = "cigan_ddsm"
 REGIMES = {  # row of Table 1 -> (traditional augmentation, ciGAN data)
@@ -81,6 +84,7 @@ DEMO_FRACTIONS = "0.5,0.25,0.25"  # 16 demo patients: enough test patients of bo
 
 def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=8)
+    add_operating_point_option(parser, "youden")
     parser.add_argument("--split", choices=("random", "official"), default="random",
                         help="patient split (see the description)")
     parser.add_argument("--fractions", default=None,
@@ -146,24 +150,20 @@ def patient_split(args):
     """{"train", "validation", "test"} -> MammogramRecords, and how."""
     records = scan_cbis_ddsm(args.data_dir or demo_dir("mammography"))
     train, validation, test = (float(v) for v in args.fractions.split(","))
+    splitter = PatientSplitter(patient=lambda r: r.patient_id, seed=args.split_seed,
+                               label=lambda r: -1 if r.label is None else r.label,
+                               validation_share=validation / (train + validation))
     if args.test_dir is not None:
-        tested = scan_cbis_ddsm(args.test_dir)
-        shared = {r.patient_id for r in tested} & {r.patient_id for r in records}
-        records = [r for r in records if r.patient_id not in shared]
-        parts = split_by_patient(records, {"train": train / (train + validation),
-                                           "validation": validation / (train + validation)},
-                                 seed=args.split_seed)
-        note = f"--test-dir {args.test_dir}; {len(shared)} of its patients removed from training"
-        return {**parts, "test": tested}, note
-    if args.split == "official":
+        split = splitter.held_out(records, scan_cbis_ddsm(args.test_dir), note=f"--test-dir {args.test_dir}")
+    elif args.split == "official":
         sides = official_split(records, drop_overlap=True)
-        parts = split_by_patient(sides["train"], {"train": train / (train + validation),
-                                                  "validation": validation / (train + validation)},
-                                 seed=args.split_seed)
-        return {**parts, "test": sides["test"]}, "CBIS-DDSM official split; validation by patient"
-    parts = split_by_patient(records, {"train": train, "validation": validation, "test": test},
-                             seed=args.split_seed)
-    return parts, f"random patient split {args.fractions} (seed {args.split_seed})"
+        split = splitter.fixed(sides["train"] + sides["test"],
+                               {"train": {r.patient_id for r in sides["train"]},
+                                "test": {r.patient_id for r in sides["test"]}},
+                               "CBIS-DDSM official split")
+    else:
+        split = splitter.random(records, {"train": train, "validation": validation, "test": test})
+    return split.parts, split.note
 
 
 def _uint8_source(images, labels, what):
@@ -187,19 +187,30 @@ def gan_source(patches, masks, batch_size, seed):
 
 # ------------------------------------------------------- feature network
 def feature_network(args, run, patches):
-    """The `feature_weights` value for ciGAN and what it is."""
+    """The `feature_weights` value for ciGAN and what it is.
+
+    The domain substitute is trained once per run folder: a resumed run
+    reuses `feature_network.keras` (its sha256 recorded), so the GAN goes on
+    with the feature loss it started with.
+    """
     choice = args.feature_network
     if choice in ("auto", "imagenet"):
         try:
-            feature_networks.load_feature_network("imagenet")
-            return "imagenet", {"kind": "vgg19_imagenet", "source": "keras.applications"}
+            return "imagenet", feature_networks.load_feature_network("imagenet")[1]
         except RuntimeError as error:
             if choice == "imagenet":
                 raise
             print(f"\n*** {error}\n*** --feature-network auto: using the DOMAIN SUBSTITUTE (a VGG-style "
                   "lesion-vs-normal classifier trained on the training patients), not ImageNet VGG-19.\n")
     if choice in ("auto", "domain"):
-        path = run.path("feature_network.keras")
+        path, record = run.path("feature_network.keras"), run.path("feature_network.json")
+        if path.exists() and record.exists():  # trained before an interruption
+            info = json.loads(record.read_text())
+            if hashlib.sha256(path.read_bytes()).hexdigest() != info.get("sha256"):
+                raise UsageError(f"{path} is not the feature network this run trained (its sha256 "
+                                 "changed): start a new run folder.")
+            print(f"Feature network: {path} (trained earlier in this run)")
+            return str(path), info
         train, validation = patches["train"], patches["validation"]
         classifier, report = train_domain_classifier(
             train.images, train.has_lesion.astype(np.int32), seed=args.seed,
@@ -207,12 +218,12 @@ def feature_network(args, run, patches):
             steps=args.domain_steps,
         )
         classifier.save(path)
-        info = feature_networks.load_feature_network(str(path))[1]
-        return str(path), {**info, **report}
+        info = {**feature_networks.load_feature_network(str(path))[1], **report}
+        run.write_json("feature_network.json", info)
+        return str(path), info
     if choice == "random":
         print("\n*** --feature-network random: the feature loss uses RANDOM VGG-19 weights; "
               "this is not a result.\n")
-        return "random", {"kind": "vgg19_random", "source": "random init"}
     return choice, feature_networks.load_feature_network(choice)[1]
 
 
@@ -423,15 +434,16 @@ def main(argv=None):
         validation = patches["validation"]
         val_scores = model.predict(validation.unit_images(), batch_size=64, verbose=0)[:, 1]
         scores[regime] = model.predict(test.unit_images(), batch_size=64, verbose=0)[:, 1]
-        results[regime] = clinical.evaluate_classifier(
-            test.labels, scores[regime], y_true_val=validation.labels, y_score_val=val_scores)
+        results[regime] = score_split(args.operating_point, {"validation": validation.labels, "test": test.labels},
+                                      {"validation": val_scores, "test": scores[regime]})
         seconds[regime] = training[regime]["seconds"]
     rows = list(REGIMES)
     comparisons = {(a, b): _paired(test.labels, scores[a], scores[b])
                    for i, a in enumerate(rows) for b in rows[:i]}
     table = table_one(results, comparisons)
     seconds["total"] = time.perf_counter() - started
-    print(f"\nTest patients ({note}); {test.summary()}\nResNet-50 init: {weights_note}\n"
+    print(f"\nTest patients ({note}); {test.summary()}; {args.operating_point.describe()}\n"
+          f"ResNet-50 init: {weights_note}\n"
           f"ciGAN feature loss: {description}\n\n{table}\n")
     (run.directory / "table1.md").write_text(table + "\n")
     run.write_metrics({

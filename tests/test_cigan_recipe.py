@@ -143,3 +143,43 @@ def test_recipe_refuses_bad_options_before_work(tmp_path, capsys):
     assert "--fractions must be three positive numbers" in capsys.readouterr().err
     assert main.command_line(["--out", str(tmp_path / "b"), "--split", "official"]) != 0
     assert "official split" in capsys.readouterr().err
+
+
+def test_a_test_folder_holding_the_training_patients_is_refused(tmp_path, capsys):
+    from gan_zoo.data.demo import demo_dir
+
+    folder = str(demo_dir("mammography"))
+    argv = ["--out", str(tmp_path / "run"), "--data-dir", folder, "--test-dir", folder]
+    assert _recipe().main.command_line(argv) == 2
+    assert "Every training patient is also a test patient" in capsys.readouterr().err
+
+
+TINY_GAN = ["--patch-size", "32", "--pretrain-steps", "2", "--gan-steps", "2", "--eval-every", "2",
+            "--gan-only"]
+
+
+@pytest.mark.slow
+def test_random_feature_network_is_described_and_said_to_be_no_result(tmp_path, capsys):
+    out = tmp_path / "run"
+    _recipe().main(["--out", str(out), "--feature-network", "random", *TINY_GAN])
+    assert "RANDOM VGG-19 weights; this is not a result" in capsys.readouterr().out
+    info = json.loads((out / "metrics.json").read_text())["feature_network"]
+    assert info["kind"] == "vgg19_random" and info["layers"] == ["block1_pool", "block2_pool", "block3_pool"]
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_its_domain_feature_network(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--feature-network", "domain", "--domain-steps", "4", *TINY_GAN]
+    recipe = _recipe()
+    recipe.main(argv)
+    first = json.loads((out / "feature_network.json").read_text())
+    network = (out / "feature_network.keras").read_bytes()
+    capsys.readouterr()
+    recipe.main(argv)  # a rerun of the finished run: the same network, not a new one
+    assert "trained earlier in this run" in capsys.readouterr().out
+    assert (out / "feature_network.keras").read_bytes() == network
+    assert json.loads((out / "metrics.json").read_text())["feature_network"]["sha256"] == first["sha256"]
+    (out / "feature_network.keras").write_bytes(network[:-1] + bytes([network[-1] ^ 1]))
+    assert recipe.main.command_line(argv) == 2
+    assert "is not the feature network this run trained" in capsys.readouterr().err
