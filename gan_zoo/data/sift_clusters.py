@@ -152,8 +152,8 @@ def sift_bow_clusters(
             vocabulary is fitted on; every descriptor is then assigned.
         threads: OpenMP and BLAS threads of the k-means fits (None: the
             libraries' defaults, all cores). 1 by default: the fits are
-            small, and on a busy 2-core machine the spinning threads of
-            OpenMP and OpenBLAS made them 6 to 25 times slower (measured).
+            small, and on a busy machine with few cores the spinning threads
+            of OpenMP and OpenBLAS can make them many times slower.
         seed: seed of both k-means fits and of the sample.
 
     Returns:

@@ -41,7 +41,8 @@ _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 class RunFolderError(UsageError, ValueError):
     """The run folder cannot be used as asked: one line, exit status 2.
 
-    Also a ValueError, the type `start_run` raised before it had its own.
+    Also a ValueError, so callers that catch ValueError from `start_run`
+    catch it too.
     """
 
 

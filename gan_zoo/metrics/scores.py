@@ -2,12 +2,12 @@
 
 A number such as "FID 23.4" means little without how it was computed: which
 feature extractor and weights, how images were resized, how many real and
-generated images, which reference split, which seeds (the zoo's style notes
-list unrecorded metrics among the faults of popular GAN codebases). Every
-score returned by `compute_scores` therefore carries a `provenance` dict, and
-reference statistics cached to disk carry the id of the extractor that made
-them: loading them for another extractor raises `ExtractorMismatchError`
-instead of silently comparing features from two different networks.
+generated images, which reference split, which seeds (many GAN codebases
+report scores without these). Every score returned by `compute_scores`
+therefore carries a `provenance` dict, and reference statistics cached to
+disk carry the id of the extractor that made them: loading them for another
+extractor raises `ExtractorMismatchError` instead of silently comparing
+features from two different networks.
 
 Imports numpy and scipy only; `gan_zoo.metrics.features` extracts the
 features (with TensorFlow) and returns `FeatureStats`.

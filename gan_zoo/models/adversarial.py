@@ -248,7 +248,7 @@ class AdversarialModel(ConfigInWeights, keras.Model):
             optimizers = {
                 g: keras.optimizers.deserialize(c) for g, c in config["optimizers"].items()
             }
-        else:  # files written before update groups: two-player keys
+        else:  # a compile config with the two-player keys g_optimizer / d_optimizer
             optimizers = {
                 g: keras.optimizers.deserialize(config[f"{g}_optimizer"]) for g in ("g", "d")
             }

@@ -27,14 +27,8 @@ CITATION = (
 )
 
 
-# Chosen on training patients only (issue 14; docs/RESULTS.md): on one fold of
-# a 5-fold patient split of the IDC data, test patients never read, each
-# option of the class docstring was screened alone at 5 epochs (bfloat16);
-# feature matching was the one clear gain, a penalty weight of 1 a small one
-# in balanced accuracy and F1; both held over two seeds. A labelled class-loss
-# weight of 10 on top was then compared on the training patients of all five
-# folds (validation AUROC +1.7 points, balanced accuracy and F1 level) and
-# kept by a rule fixed before that comparison.
+# The preset `idc_cv`: options beyond the paper, chosen on the training
+# patients of the IDC data only (see docs/models/semi_cgan.md).
 IDC_CV_PRESET = {
     "generator_loss": "feature_matching",
     "gradient_penalty_weight": 1.0,
@@ -94,12 +88,13 @@ class SemiSupervisedCGAN(Classifier, GAN):
     sentence names the generator's layers too, and its exception ("in the
     discriminator") only the discriminator's first and last convolutions:
     `generator_spectral_norm=True` (default) normalises all five G
-    transposed convolutions. The narrower reading (spectral norm in D only,
-    the zoo's reading before this option existed) is
-    `generator_spectral_norm=False`.
+    transposed convolutions. The narrower reading (spectral norm in D only)
+    is `generator_spectral_norm=False`, which a saved config without this
+    option also loads as.
 
-    Options beyond the paper (defaults = the paper), for making the
-    semi-supervised discriminator earn its place (issue 14):
+    Options beyond the paper (defaults = the paper), aimed at a class head
+    that classifies unseen patients better (which ones helped:
+    docs/models/semi_cgan.md):
     - `discriminator_head="k_plus_one"`: one head of K class logits with the
       fake class's logit fixed at 0 (Salimans et al. 2016), P(real) =
       Z / (Z + 1), Z = sum_k exp(l_k); the real/fake loss and the penalty
@@ -129,10 +124,9 @@ class SemiSupervisedCGAN(Classifier, GAN):
 
     Preset `idc_cv` (`gan_zoo.load("semi_cgan", preset="idc_cv")`, or
     `--preset idc_cv` in the CLI and the recipe): feature matching for G, a
-    gradient-penalty weight of 1 and a labelled class-loss weight of 10,
-    chosen by screening these options on training patients of the IDC data
-    only (`IDC_CV_PRESET`; the measured
-    ablation, and what did not help, are in docs/RESULTS.md).
+    gradient-penalty weight of 1 and a labelled class-loss weight of 10
+    (`IDC_CV_PRESET`), chosen on training patients of the IDC data only;
+    see docs/models/semi_cgan.md.
 
     Args:
         image_size: patch side (50 for IDC; 49..56 fit the layer stack).
@@ -427,8 +421,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
 
     @classmethod
     def from_config(cls, config):
-        # Files saved before the option existed hold generators without
-        # spectral norm: rebuild those, so their weights fit.
+        # A config without `generator_spectral_norm` comes from a file whose
+        # generator has no spectral norm: build it without, so its weights fit.
         config = dict(config)
         config.setdefault("generator_spectral_norm", False)
         return cls(**config)

@@ -115,7 +115,7 @@ def build_discriminator(image_size, num_classes, width, strides, channels=3, hea
         if dropout and layer < len(strides):
             x = ScopedDropout(dropout, name=f"conv{layer}_dropout")(x)
     features = keras.layers.Flatten(name="features")(x)
-    if head == "two_heads":  # (layer order kept: weight files of older versions load)
+    if head == "two_heads":  # (real_fake first: saved two-head weight files hold this order)
         real_fake = keras.layers.Dense(1, dtype="float32", name="real_fake")(features)
         classes = keras.layers.Dense(num_classes, dtype="float32", name="class")(features)
     else:

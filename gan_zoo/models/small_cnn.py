@@ -25,13 +25,11 @@ Design notes:
 - Optimiser: AdamW, lr 1e-3, weight decay 1e-4. `compile()` without an
   optimizer uses a constant learning rate (the number of steps is not known
   then); `paper_optimizer(decay_steps=epochs * steps_per_epoch)` returns the
-  same optimizer with cosine decay to 0, which the measurements used.
-- Training defaults (`default_training()`): 4 epochs at batch 64, chosen to
-  train in a few minutes on 2 CPU cores (about 175 training images/s on an
-  idle 2-core machine, about 75 s per epoch on the 12.5k patches of the 201
-  IDC patients outside the standard 29-patient validation list). With cosine
-  decay over those 4 epochs, validation F1 / balanced accuracy / AUROC were
-  0.834 / 0.858 / 0.922 after epoch 1 and 0.846 / 0.867 / 0.950 after 4.
+  same optimizer with cosine decay to 0, which
+  `gan_zoo.training.classify.train_classifier` uses.
+- Training defaults (`default_training()`): 4 epochs at batch 64 with cosine
+  decay over them, short enough to train in a few minutes on a 2-core CPU
+  (their cost and validation scores on IDC: docs/models/small_cnn.md).
 """
 
 import keras
