@@ -98,6 +98,13 @@ def test_inception_random_weights_need_allow_random():
         InceptionV3Extractor(weights="/nonexistent/inception.h5")
 
 
+def test_random_inception_weights_are_seeded():
+    first, again, other = (InceptionV3Extractor(weights=None, allow_random=True, input_size=75, random_seed=s)
+                           for s in (3, 3, 4))
+    assert first.id == again.id != other.id  # the id holds the weights' digest
+    np.testing.assert_array_equal(first.network.weights[0].numpy(), again.network.weights[0].numpy())
+
+
 def test_inception_random_and_local_file_weights(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")  # as a training run may leave it
     try:
@@ -111,6 +118,7 @@ def test_inception_random_and_local_file_weights(tmp_path):
         "inception_v3-pool3/clean/75x75/"
     )
     assert random.provenance()["weights_sha256"] == "random"
+    assert random.provenance()["weights"] == "random (seed 0)"
     images = np.random.default_rng(2).uniform(size=(3, 32, 32, 1)).astype(np.float32)
     feats = random(images)
     assert feats.shape == (3, 2048) and feats.dtype == np.float32 and np.all(np.isfinite(feats))

@@ -53,7 +53,8 @@ def add_parser(commands):
                    help="reference images (default: all)")
     p.add_argument("--metrics", default=",".join(METRICS),
                    help=f"comma-separated, of {', '.join(METRICS)}")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the generated images and KID subsets")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the generated images, KID subsets and --allow-random-extractor weights")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per extractor batch")
     p.add_argument("--cache", default=None, metavar="FILE.npz",
                    help="cache of the reference statistics (reused for the same extractor only)")
@@ -93,7 +94,7 @@ def _extractor(args):
         raise UsageError(f"--extractor-weights {weights} does not exist.")
     try:
         return InceptionV3Extractor(weights=weights, mode=args.mode,
-                                    allow_random=args.allow_random_extractor)
+                                    allow_random=args.allow_random_extractor, random_seed=args.seed)
     except Exception as error:  # the ImageNet download fails offline
         if weights == "imagenet":
             raise UsageError(

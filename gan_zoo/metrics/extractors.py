@@ -263,6 +263,9 @@ class InceptionV3Extractor(FeatureExtractor):
         input_size: side of the network input; 299 is the standard, smaller
             sizes (>= 75) only make tests faster.
         allow_random: permit `weights=None`.
+        random_seed: seed of the random weights (`weights=None`), so that
+            two runs score with the same network and the same id. Building
+            them sets the global Keras / NumPy / TensorFlow seeds to it.
 
     Example:
 
@@ -271,7 +274,8 @@ class InceptionV3Extractor(FeatureExtractor):
     (16, 2048)
     """
 
-    def __init__(self, weights="imagenet", mode="legacy", input_size=299, allow_random=False):
+    def __init__(self, weights="imagenet", mode="legacy", input_size=299, allow_random=False,
+                 random_seed=0):
         import keras
 
         if mode not in INCEPTION_MODES:
@@ -296,6 +300,8 @@ class InceptionV3Extractor(FeatureExtractor):
         # mixed_bfloat16): bf16 features would change FIDs under one id.
         policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy("float32")
+        if weights is None:
+            keras.utils.set_random_seed(int(random_seed))
         try:
             network = keras.applications.InceptionV3(
                 include_top=False,
@@ -313,7 +319,7 @@ class InceptionV3Extractor(FeatureExtractor):
             # A file is identified by its bytes; downloaded or random weights
             # by their values.
             weights_sha256=file_hash or weights_sha256(network),
-            weights_source=weights or "random",
+            weights_source=weights or f"random (seed {int(random_seed)})",
             random=weights is None,
         )
 
