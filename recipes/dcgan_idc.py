@@ -40,6 +40,7 @@ from gan_zoo.layers.diff_augment import parse_policy
 from gan_zoo.metrics.extractors import KerasLayerExtractor
 from gan_zoo.metrics.features import extract_features
 from gan_zoo.metrics.plots import save_loss_curves
+from gan_zoo.metrics.generative import fid_sample_problem
 from gan_zoo.metrics.scores import compute_scores
 from gan_zoo.models.dcgan import VARIANTS
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
@@ -209,10 +210,10 @@ def main(argv=None):
 
     # Generative quality against the validation patients, with provenance.
     fake = extract_features(gan, extractor, progress=False, name="dcgan samples", **scoring)
-    dimensions = reference.mean.shape[0]
+    fid_problem = fid_sample_problem(reference.n, fake.n, reference.mean.shape[0])
     generative = compute_scores(
         reference, fake, seed=args.seed, kid_subset_size=min(1000, reference.n),
-        metrics=("kid", "fid") if reference.n > dimensions else ("kid",),
+        metrics=("kid",) if fid_problem else ("kid", "fid"),
     )
 
     # Downstream evaluation on the test patients, once.
@@ -259,8 +260,7 @@ def main(argv=None):
     spread = "n/a" if np.isnan(generative["kid_std"]) else f"{generative['kid_std']:.4f}"
     print(f"  {'KID':>18}: {generative['kid']:.4f} +/- {spread} "
           f"({fake.n} samples vs {reference.n} validation patches; domain extractor)")
-    if "fid" in generative:
-        print(f"  {'FID':>18}: {generative['fid']:.2f}")
+    print(f"  {'FID':>18}: {fid_problem or format(generative['fid'], '.2f')}")
     return metrics
 
 

@@ -305,10 +305,11 @@ def build_extractor(args, run, image_size):
 def test_scores(gan, extractor, real, args):
     """KID and FID of the final generator against the test reference, once."""
     from gan_zoo.metrics.features import extract_features
+    from gan_zoo.metrics.generative import fid_sample_problem
     from gan_zoo.metrics.scores import compute_scores
 
     fake = extract_features(gan, extractor, n=args.eval_samples, seed=123_456, progress=False)
-    metrics = ("kid", "fid") if min(real.n, fake.n) > real.mean.shape[0] else ("kid",)
+    metrics = ("kid",) if fid_sample_problem(real.n, fake.n, real.mean.shape[0]) else ("kid", "fid")
     return compute_scores(real, fake, metrics=metrics, kid_subset_size=min(1000, real.n, fake.n))
 
 

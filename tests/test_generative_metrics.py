@@ -98,8 +98,18 @@ def test_frechet_distance_rank_deficient_covariances_stay_finite():
     a, b = rng.normal(size=(10, 32)), rng.normal(size=(10, 32)) + 0.5
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerativeMetricWarning)
-        value = fid(a, b)
+        value = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
     assert np.isfinite(value) and value > 0
+
+
+def test_fid_from_no_more_samples_than_dimensions_is_nan_with_the_minimum():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(3, 16)), rng.normal(size=(40, 16))
+    with pytest.warns(GenerativeMetricWarning, match=r"at least 17 for 16-d features\); got 3 real"):
+        assert math.isnan(fid(a, b))
+    with pytest.warns(GenerativeMetricWarning, match="got 40 real and 16 generated"):
+        assert math.isnan(fid(b, b[:16]))
+    assert np.isfinite(fid(b, b[:17] + 0.1))  # 17 > 16: computed
 
 
 def test_frechet_distance_refuses_significant_imaginary_part(monkeypatch):

@@ -47,6 +47,7 @@ __all__ = [
     "GenerativeMetricWarning",
     "density_coverage",
     "fid",
+    "fid_sample_problem",
     "frechet_distance",
     "kid",
     "precision_recall",
@@ -236,6 +237,22 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
 
 
+def fid_sample_problem(n_real, n_fake, dimensions):
+    """Why FID is not computed from these sample counts, or None.
+
+    The one rule of the zoo (library, CLI and recipes): FID needs more
+    samples than feature dimensions on each side, so that both covariances
+    can have full rank (pytorch-fid's README recommends at least 2048
+    samples for Inception's 2048-d features for the same reason). Below that
+    the distance is dominated by the covariances' missing directions and
+    the eps fallback, and it is reported as NaN with this text as a warning.
+    """
+    if min(n_real, n_fake) > dimensions:
+        return None
+    return (f"FID needs more samples than feature dimensions on each side (at least {dimensions + 1} "
+            f"for {dimensions}-d features); got {n_real} real and {n_fake} generated: FID is NaN.")
+
+
 def fid(real_features, fake_features, eps=1e-6):
     """Frechet Inception Distance between two sets of features (Heusel et al. 2017).
 
@@ -251,11 +268,17 @@ def fid(real_features, fake_features, eps=1e-6):
             `frechet_distance`).
 
     Returns:
-        FID as a python float.
+        FID as a python float; NaN, with a `GenerativeMetricWarning`, when
+        either set has no more samples than dimensions
+        (`fid_sample_problem`).
     """
     real = check_features(real_features, "real_features")
     fake = check_features(fake_features, "fake_features")
     _same_dimension(real, fake)
+    problem = fid_sample_problem(real.shape[0], fake.shape[0], real.shape[1])
+    if problem:
+        warnings.warn(problem, GenerativeMetricWarning, stacklevel=2)
+        return math.nan
     return frechet_distance(
         real.mean(axis=0),
         np.cov(real, rowvar=False, ddof=1).reshape(real.shape[1], real.shape[1]),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import warnings
@@ -313,7 +314,12 @@ def compute_scores(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", generative.GenerativeMetricWarning)
         if "fid" in metrics:
-            scores["fid"] = generative.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
+            problem = generative.fid_sample_problem(real.n, fake.n, real.mean.shape[0])
+            if problem:
+                warnings.warn(problem, generative.GenerativeMetricWarning, stacklevel=2)
+                scores["fid"] = math.nan
+            else:
+                scores["fid"] = generative.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
         if "kid" in metrics:
             result = generative.kid(
                 real.features,

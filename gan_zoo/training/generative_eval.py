@@ -5,6 +5,7 @@ import pathlib
 
 import numpy as np
 
+from gan_zoo.metrics.generative import fid_sample_problem
 from gan_zoo.training.callbacks import EvaluationHook
 
 
@@ -87,8 +88,8 @@ class GenerativeEvaluation(EvaluationHook):
             model, self.extractor, n=self.n, seed=self.seed, labels=self.labels,
             name=f"{model.name} epoch {epoch + 1}", progress=False,
         )
-        dimensions = real.mean.shape[0]
-        metrics = ("kid", "fid") if min(real.n, fake.n) > dimensions else ("kid",)
+        fid_problem = fid_sample_problem(real.n, fake.n, real.mean.shape[0])
+        metrics = ("kid",) if fid_problem else ("kid", "fid")
         scores = compute_scores(
             real, fake, metrics=metrics, seed=self.seed,
             kid_subset_size=min(self.kid_subset_size, real.n, fake.n),
