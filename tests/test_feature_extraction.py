@@ -2,6 +2,7 @@
 statistics (gan_zoo.metrics.extractors / features)."""
 
 import hashlib
+import math
 import warnings
 
 import h5py
@@ -318,6 +319,19 @@ def test_reference_statistics_cache_is_reused_only_for_same_extractor(
         reference_statistics(images, other, cache=cache, split="validation")
     with pytest.raises(ValueError, match="were made from"):
         reference_statistics(images, extractor, cache=cache, split="test")
+
+
+def test_a_metric_short_of_samples_is_nan_and_the_others_are_kept(extractor, images):
+    real = _extract(images[:3], extractor, split="validation", name="three reference images")
+    fake = _extract(images[3:], extractor)
+    with pytest.warns(GenerativeMetricWarning) as caught:
+        scores = compute_scores(real, fake, kid_subsets=2, kid_subset_size=3)
+    assert np.isfinite(scores["kid"])  # computed from 3 vs 3 samples
+    assert all(math.isnan(scores[m]) for m in ("fid", "precision", "recall", "density", "coverage"))
+    said = " ".join(str(w.message) for w in caught)
+    assert "precision / recall need at least 4 samples on each side (k = 3)" in said
+    assert "density / coverage need at least 6 samples" in said and "FID needs more samples" in said
+    assert len(scores["provenance"]["notes"]) >= 3
 
 
 def test_compute_scores_end_to_end_with_provenance(extractor, images):

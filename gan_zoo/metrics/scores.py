@@ -254,6 +254,20 @@ class Provenance:
         return out
 
 
+def _enough(real, fake, minimum, what, why, scores, keys):
+    """Whether both sets have `minimum` samples; else NaN scores and a warning.
+
+    A metric that cannot be computed from this few samples must not take
+    the others down with it: they are kept and this one is NaN.
+    """
+    if min(real.n, fake.n) >= minimum:
+        return True
+    warnings.warn(f"{what} need at least {minimum} samples on each side ({why}); got {real.n} real and "
+                  f"{fake.n} generated: {what} are NaN.", generative.GenerativeMetricWarning, stacklevel=3)
+    scores.update(dict.fromkeys(keys, math.nan))
+    return False
+
+
 def compute_scores(
     real,
     fake,
@@ -320,7 +334,8 @@ def compute_scores(
                 scores["fid"] = math.nan
             else:
                 scores["fid"] = generative.frechet_distance(real.mean, real.cov, fake.mean, fake.cov)
-        if "kid" in metrics:
+        if "kid" in metrics and _enough(real, fake, 2, "KID", "an unbiased MMD", scores,
+                                        ("kid", "kid_std")):
             result = generative.kid(
                 real.features,
                 fake.features,
@@ -331,12 +346,14 @@ def compute_scores(
             scores.update(
                 kid=result["kid"], kid_std=result["kid_std"], kid_subset_size=result["subset_size"]
             )
-        if "precision_recall" in metrics:
+        if "precision_recall" in metrics and _enough(real, fake, precision_k + 1, "precision / recall",
+                                                     f"k = {precision_k}", scores, ("precision", "recall")):
             result = generative.precision_recall(
                 real.features, fake.features, k=precision_k, batch_size=batch_size
             )
             scores.update(precision=result["precision"], recall=result["recall"])
-        if "density_coverage" in metrics:
+        if "density_coverage" in metrics and _enough(real, fake, density_k + 1, "density / coverage",
+                                                     f"k = {density_k}", scores, ("density", "coverage")):
             result = generative.density_coverage(
                 real.features, fake.features, k=density_k, batch_size=batch_size
             )
