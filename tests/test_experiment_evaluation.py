@@ -46,6 +46,15 @@ def test_one_class_validation_is_refused_or_falls_back_to_argmax_on_request():
     assert score_split("argmax", labels, SCORES)["threshold"] == 0.5  # needs no validation
 
 
+@pytest.mark.parametrize("point, phrase", [
+    ("argmax", "argmax (P(positive) >= 0.5)"),
+    ("youden", "threshold by Youden's J on validation patients"),
+    ("sensitivity=0.9", "threshold at sensitivity >= 0.9 on validation patients"),
+])
+def test_every_operating_point_describes_itself_for_the_tables(point, phrase):
+    assert OperatingPoint.parse(point).describe() == phrase
+
+
 def test_one_fold_has_no_spread():
     summary = summarise_folds({"m": [{"auroc": 0.8, "accuracy": 0.7}]}, ("auroc", "accuracy"))
     assert summary["m"]["auroc"]["mean"] == 0.8 and math.isnan(summary["m"]["auroc"]["std"])

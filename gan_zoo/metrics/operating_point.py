@@ -116,12 +116,11 @@ class OperatingPoint:
 
     def describe(self):
         """A phrase for tables: how the threshold was set."""
-        return {
-            "argmax": "argmax (P(positive) >= 0.5)",
-            "youden": "threshold by Youden's J on validation patients",
-            "sensitivity": f"threshold at sensitivity >= {self.target:g} on validation patients",
-            "specificity": f"threshold at specificity >= {self.target:g} on validation patients",
-        }[self.policy]
+        if self.policy == "argmax":
+            return "argmax (P(positive) >= 0.5)"
+        if self.policy == "youden":
+            return "threshold by Youden's J on validation patients"
+        return f"threshold at {self.policy} >= {self.target:g} on validation patients"
 
     def __str__(self):
         return self.policy if self.target is None else f"{self.policy}={self.target:g}"
