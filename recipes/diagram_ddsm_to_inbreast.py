@@ -38,7 +38,6 @@ Resume: every finished training (fold x model) stores its scores in the run
 folder; rerunning the same command skips them and continues with the next.
 """
 
-import json
 import sys
 import time
 
@@ -65,6 +64,7 @@ from gan_zoo.models.diagram import DiaGRAM
 from gan_zoo.registry import get_spec
 from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 from gan_zoo.experiments.evaluation import add_operating_point_option, score_split, summarise_folds
+from gan_zoo.experiments.units import Units
 
 NAME = "diagram_ddsm_to_inbreast"
 MODELS = ("diagram", "no_gan", "plain_cnn")
@@ -313,23 +313,9 @@ def describe(name, records):
             f"labels {label_counts(records)}")
 
 
-class Units:
-    """Finished trainings, stored as JSON in the run folder (resume by unit)."""
-
-    def __init__(self, run):
-        self.run = run
-
-    def get(self, name, compute):
-        path = self.run.path("units", f"{name.replace('/', '__')}.json")
-        if path.exists():
-            return json.loads(path.read_text())
-        tic = time.perf_counter()
-        result = compute()
-        result["seconds"] = time.perf_counter() - tic
-        self.run.write_json(path.relative_to(self.run.directory), result)
-        print(f"  {name}: AUROC {result['metrics']['auroc']:.3f}, accuracy "
-              f"{result['metrics']['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
-        return result
+def report_unit(name, result):
+    print(f"  {name}: AUROC {result['metrics']['auroc']:.3f}, accuracy "
+          f"{result['metrics']['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
 
 
 @recipe_main
@@ -363,7 +349,7 @@ def main(argv=None):
     whole, rois = prepare_mammograms(source, image_size=args.image_size, patch_size=args.patch_size,
                                      patch_copies=args.patch_copies, seed=args.seed)
     print(f"  {len(whole)} whole images, {len(rois)} ROI patches", flush=True)
-    trainers, units = Trainers(config, args.batch_size, args.seed), Units(run)
+    trainers, units = Trainers(config, args.batch_size, args.seed), Units(run, report_unit)
 
     def train_and_score(kind, train, validation, test, test_whole, seed):
         weights = trainers.train(kind, whole.select(patients(train)), rois.select(patients(train)),
@@ -472,6 +458,7 @@ def main(argv=None):
     wall = time.perf_counter() - started
     run.write_metrics({
         "summary": summaries, "test_dir": test_dir_results, "wall_seconds": wall,
+        "unit_seconds": units.seconds(),
         "seconds": {part: {m: sum(u["seconds"] for u in res[m]) for m in models}
                     for part, res in (("source", source_results), ("target", target_results))},
         "folds": {"source": {m: [u["metrics"] for u in source_results[m]] for m in models},
