@@ -286,7 +286,7 @@ def test_train_rerun_resumes_and_refuses_other_options(trained, capsys):
     assert cli.main(train_argv(trained["data"], out)) == 0
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # the finished run was restored, not trained again
-    # 8.24: a reopened run says where it continues.
+    # A reopened run says where it continues.
     assert f"Reopening the finished run in {out} (1 epoch done)" in capsys.readouterr().out
     assert_user_error(
         capsys, [*train_argv(trained["data"], trained["out"]), "--seed", "5"], "other options"
@@ -358,7 +358,7 @@ def test_export_checkpoint_with_options_between_the_paths(trained, tmp_path, cap
     assert (out / "saved_model.pb").is_file()
 
 
-# ------------------------------------------------- issue 8: bad input, bad luck
+# ---------------------------------------------------------- bad input, bad luck
 
 
 def write_idc_folder(root, patients=("10253", "10254"), per_label=2, size=50):
@@ -386,7 +386,7 @@ def assert_one_line_error(capsys, argv, status, *fragments):
 
 
 def test_an_idc_folder_read_as_image_folder_is_refused(capsys, tmp_path):
-    # 8.6: as --layout folder its classes would be the patients.
+    # Read as --layout folder, its classes would be the patients.
     data = write_idc_folder(tmp_path / "idc")
     assert_one_line_error(
         capsys, ["train", "dcgan", "--data-dir", str(data), *TINY, "--conditional"], 2,
@@ -402,7 +402,7 @@ def test_an_idc_folder_read_as_image_folder_is_refused(capsys, tmp_path):
 
 
 def test_idc_patches_are_not_trained_at_another_size(capsys, tmp_path):
-    # 8.7: 50x50 patches at 64 would be 39% black padding.
+    # 50x50 patches trained at 64 would be 39% black padding.
     data = write_idc_folder(tmp_path / "idc")
     argv = ["train", "dcgan", "--data-dir", str(data), "--layout", "idc", "--epochs", "1"]
     assert_one_line_error(
@@ -415,7 +415,7 @@ def test_idc_patches_are_not_trained_at_another_size(capsys, tmp_path):
 
 
 def test_out_inside_data_dir_is_refused_before_any_work(capsys, tmp_path):
-    # 8.15: config.json and backups would become part of the dataset.
+    # Inside the data, config.json and backups would become part of the dataset.
     data = write_image_folder(tmp_path / "data")
     for out in (data, data / "run"):
         assert_one_line_error(
@@ -426,7 +426,7 @@ def test_out_inside_data_dir_is_refused_before_any_work(capsys, tmp_path):
 
 
 def test_a_folder_in_use_by_another_run_is_refused(capsys, tmp_path):
-    # 8.16: a lock file holds the pid of the run using the folder.
+    # A lock file holds the pid of the run using the folder.
     data = write_image_folder(tmp_path / "data")
     out = tmp_path / "run"
     out.mkdir()
@@ -448,14 +448,14 @@ def test_a_folder_in_use_by_another_run_is_refused(capsys, tmp_path):
     (["sample", "x.keras", "--out", "s.png", "--seed", "-1"], "argument --seed"),
 ])
 def test_numbers_are_checked_while_parsing(capsys, argv, fragment):
-    # 8.23: before any data or model is loaded.
+    # Bad numbers are refused before any data or model is loaded.
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
 
 
 def test_a_read_only_out_is_one_line(capsys, tmp_path, monkeypatch):
-    # 8.21: as on a read-only mount (chmod does not stop root).
+    # mkdir fails as on a read-only mount (chmod does not stop root).
     data = write_image_folder(tmp_path / "data")
     out = tmp_path / "readonly" / "run"
     real_mkdir = os.mkdir
@@ -473,7 +473,7 @@ def test_a_read_only_out_is_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_a_full_disk_while_training_is_one_line(capsys, tmp_path, monkeypatch):
-    # 8.21: the backup is written atomically, so the rerun resumes.
+    # A full disk: the backup is written atomically, so the rerun resumes.
     import gan_zoo.training.loop
 
     data = write_image_folder(tmp_path / "data")
@@ -492,7 +492,7 @@ def test_a_full_disk_while_training_is_one_line(capsys, tmp_path, monkeypatch):
     assert not (out / "run.lock").exists()
 
 
-# 8.22: data messages that say what is wrong and what to do.
+# Data errors: messages that say what is wrong and what to do.
 
 
 @pytest.mark.parametrize("patient", ["10253 b", "pätient"])

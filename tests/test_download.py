@@ -172,7 +172,7 @@ def test_tar_extracts_fully(tmp_path, suffix, mode):
 
 
 def test_a_chain_of_links_cannot_write_outside_the_target(tmp_path):
-    # 8.26: each link looks harmless on its own (s -> ., s/up -> .. is "."
+    # Each link looks harmless on its own (s -> ., s/up -> .. is "."
     # lexically), but together they lead out of the target, and the file
     # after them would be written there.
     archive = _zip(tmp_path / "bad.zip", [

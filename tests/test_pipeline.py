@@ -182,7 +182,7 @@ def test_file_cache_is_not_reused_for_files_rewritten_at_the_same_paths(records,
 
 
 def test_same_seed_same_batches_with_and_without_a_cache(records, tmp_path):
-    # 8.4: a cache changes the speed of a run, never its batches or flips.
+    # A cache changes the speed of a run, never its batches or flips.
     def run(cache, **kwargs):
         return _epochs(_stream(records, flips=True, cache=cache, **kwargs), 3)
 
@@ -212,8 +212,8 @@ def grouped(tmp_path):
 
 @pytest.mark.parametrize("cache", [None, "memory", "file"])
 def test_every_batch_samples_the_whole_epoch(grouped, tmp_path, cache):
-    # A small shuffle_buffer once made cached batches come from a window of
-    # neighbouring groups; file records are now always globally permuted.
+    # Even with a small shuffle_buffer, cached batches do not come from a window
+    # of neighbouring groups: file records are always globally permuted.
     if cache == "file":
         cache = str(tmp_path / "cache" / "train")
     stream = training_stream(
@@ -322,7 +322,8 @@ def test_grayscale_becomes_rgb_and_rgb_becomes_grayscale(tmp_path):
 
 
 def test_dataset_source_with_known_single_channel():
-    # A static 1-channel spec used to fail while tracing rgb_to_grayscale.
+    # A source whose images are statically 1-channel gives 1 or 3 channels
+    # (rgb_to_grayscale cannot trace such a spec, so it must not be called).
     gray = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8, 1)
     source = tf.data.Dataset.from_tensor_slices({"image": gray})
     (single,) = _evaluate(source, channels=1)

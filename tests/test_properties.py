@@ -1,4 +1,4 @@
-"""Property-based tests (issue 8.27): random shapes, dtypes and value ranges.
+"""Property-based tests: random shapes, dtypes and value ranges.
 
 Every entry point either works (output of the promised shape, dtype and
 range) or raises its documented error, a ValueError naming the problem;
@@ -206,7 +206,7 @@ def test_generate_works_or_raises_a_value_error(name, config):
 
 
 def test_generate_refuses_no_images_and_fractional_labels():
-    # 8.11: n=0 and n=-1 failed inside NumPy/TensorFlow; a label of 0.7 was class 0.
+    # n=0, n=-1 and fractional labels (0.7 is not class 0) raise a ValueError naming the problem.
     gan = build(*GENERATORS[1])
     with pytest.raises(ValueError, match=r"^generate\(\): n must be a positive integer, got 0\.$"):
         gan.generate(0)

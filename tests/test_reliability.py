@@ -1,8 +1,7 @@
-"""Issue 8 (reliability): bad options, files and inputs fail early, in one line.
+"""Reliability: bad options, files and inputs fail early, in one line.
 
-Each test names the issue item it covers. Models are tiny; nothing here
-trains for more than a few steps except the end-to-end recipe tests
-(marked slow where they train).
+Models are tiny; nothing here trains for more than a few steps except the
+end-to-end recipe tests (marked slow where they train).
 """
 
 import re
@@ -13,7 +12,7 @@ import pytest
 import gan_zoo
 from gan_zoo import config_checks as check
 
-# ----------------------------------------------------------------- 8.8 config
+# --------------------------------------------------------------------- config
 
 
 @pytest.mark.parametrize(
@@ -89,7 +88,7 @@ def test_the_command_line_names_the_option(capsys, tmp_path, monkeypatch):
     ]
 
 
-# --------------------------------------------------------- 8.9 pixel range
+# ------------------------------------------------------------- pixel range
 
 EIGHT_BIT = re.escape("expects float images in [0, 1]; got values in [0, 255] (divide 8-bit pixels by 255).")
 
@@ -142,7 +141,7 @@ def test_exported_classify_signature_asserts_the_range(tmp_path):
     np.testing.assert_allclose(out.numpy(), classifier.predict(pixels / 255.0, verbose=0), atol=1e-6)
 
 
-# ------------------------------------------------ 8.10 weights and configs
+# ----------------------------------------------------- weights and configs
 
 TINY_DCGAN = {"base_filters": 2, "latent_dim": 4}
 
@@ -207,7 +206,7 @@ def test_classifier_weights_keep_their_config(tmp_path):
     gan_zoo.load("small_cnn", width=0.125, image_size=16, dropout=0.5, weights=path)
 
 
-# ---------------------------------------------- 8.20 broken .keras files
+# --------------------------------------------------- broken .keras files
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +268,7 @@ def test_a_missing_keras_file_is_file_not_found(tmp_path):
         gan_zoo.load_model(tmp_path / "no.keras")
 
 
-# ----------------------------------------------------- 8.26 safe loading
+# ---------------------------------------------------------- safe loading
 
 
 def test_keras_files_with_code_load_only_in_unsafe_mode(tmp_path):
@@ -285,8 +284,7 @@ def test_keras_files_with_code_load_only_in_unsafe_mode(tmp_path):
     np.testing.assert_allclose(loaded.predict(np.ones((1, 4)), verbose=0), 2.0)
 
 
-# ------------------------------------------ data sets and recipes (8.1, 8.12,
-# 8.13, 8.19, 8.25): tiny IDC folders written by the tests.
+# ------------- data sets and recipes: tiny IDC folders written by the tests
 
 
 def write_idc(root, patients=8, per_label=6, labels=(0, 1), size=50, seed=0):
@@ -335,7 +333,7 @@ TRUNCATED = "truncated PNG: the IEND chunk that ends a PNG file is missing"
 
 @pytest.mark.parametrize("recipe", ["dcgan_idc", "semi_cgan_idc"])
 def test_recipes_name_a_corrupt_png_before_training(capsys, tmp_path, recipe):
-    # 8.19: one line naming the file, an option the user has, no training.
+    # A corrupt PNG: one line naming the file and an option the user has; no training.
     data = write_idc(tmp_path / "idc", patients=3, per_label=2)
     bad = truncate(data / "10001" / "1" / "10001_idx5_x50_y0_class1.png")
     out = tmp_path / "run"
@@ -350,7 +348,7 @@ def test_recipes_name_a_corrupt_png_before_training(capsys, tmp_path, recipe):
 
 @pytest.mark.parametrize("recipe", ["dcgan_idc", "semi_cgan_idc"])
 def test_recipes_refuse_one_class_data_before_training(capsys, tmp_path, recipe):
-    # 8.12: used to fail after training ("choose_threshold needs both classes").
+    # Data with patches of one class only is refused before training, not after it.
     data = write_idc(tmp_path / "idc", patients=4, per_label=20, labels=(0,))
     out = tmp_path / "run"
     status, err = one_line_status(capsys, recipe, ["--data-dir", str(data), "--out", str(out)])
@@ -361,7 +359,7 @@ def test_recipes_refuse_one_class_data_before_training(capsys, tmp_path, recipe)
 
 
 def test_dcgan_recipe_with_fewer_patches_than_the_downstream_batch(capsys, tmp_path):
-    # 8.13: used to train the GAN, then fail in the classifier before saving it.
+    # Too few patches for one downstream batch is refused before the GAN trains.
     data = write_idc(tmp_path / "idc", patients=7, per_label=3)
     out = tmp_path / "run"
     status, err = one_line_status(
@@ -387,7 +385,7 @@ def test_semi_cgan_recipe_checks_the_baselines_batches(capsys, tmp_path):
 
 
 def test_cli_refuses_a_conditional_gan_without_images_of_a_class(capsys, tmp_path):
-    # 8.12
+    # A conditional GAN needs images of every class: refused before any work.
     from gan_zoo import cli
 
     data = write_idc(tmp_path / "idc", patients=2, per_label=4, labels=(0,))
@@ -402,7 +400,7 @@ def test_cli_refuses_a_conditional_gan_without_images_of_a_class(capsys, tmp_pat
 
 
 def test_cli_finds_a_corrupt_png_before_training_and_can_skip_it(capsys, tmp_path):
-    # 8.19: an image folder is decoded while scanning; --on-error skip counts.
+    # An image folder is decoded while scanning; --on-error skip leaves the bad file out and counts it.
     import json
 
     from PIL import Image
@@ -432,10 +430,10 @@ def test_cli_finds_a_corrupt_png_before_training_and_can_skip_it(capsys, tmp_pat
 def test_dcgan_recipe_same_seed_same_run_validation_per_epoch_saved_before_evaluation(
     tmp_path, monkeypatch
 ):
-    # 8.25: the same --seed gives identical weights and samples (CPU);
-    # 8.1: the per-epoch downstream scores are validation scores only;
-    # 8.13: the model is saved before the downstream evaluation;
-    # 8.19: --on-error skip leaves a truncated patch out and counts it.
+    # The same --seed gives identical weights and samples (CPU);
+    # the per-epoch downstream scores are validation scores only;
+    # the model is saved before the downstream evaluation;
+    # --on-error skip leaves a truncated patch out and counts it.
     # The downstream classifiers are not trained here (their training is
     # tested in test_recipes.py); the GAN is, twice.
     import json
@@ -485,7 +483,7 @@ def test_dcgan_recipe_same_seed_same_run_validation_per_epoch_saved_before_evalu
     np.testing.assert_array_equal(a.generate(4, seed=1), b.generate(4, seed=1))
 
 
-# ------------------------------------- 8.14, 8.18: damaged run folders resume
+# ------------------------------------------------- damaged run folders resume
 
 
 def _image_folder(root):
@@ -508,8 +506,8 @@ def _cli_train(data, out, epochs):
 
 
 def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
-    # 8.14: a kill or full disk during the append left half a line; every
-    # resume used to train to the end and then crash before writing the model.
+    # A kill or full disk during the append leaves half a line; the resume
+    # drops it, trains to the end and writes the model.
     import json
 
     data, out = _image_folder(tmp_path / "data"), tmp_path / "run"
@@ -526,7 +524,7 @@ def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
 
 
 def test_a_garbage_state_file_resumes_from_the_weight_files(tmp_path, caplog, capsys):
-    # 8.18: the backup's weight files are intact; only state.json is garbage.
+    # The backup's weight files are intact; only state.json is garbage.
     import json
 
     data, out = _image_folder(tmp_path / "data"), tmp_path / "run"

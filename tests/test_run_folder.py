@@ -80,7 +80,7 @@ def read_only(monkeypatch, folder):
     monkeypatch.setattr(os, "mkdir", guarded_mkdir)
 
 
-# ------------------------------------------------------------ 8.15: not in the data
+# ------------------------------------------------ the run folder is not in the data
 
 
 def test_out_inside_data_dir_is_refused(tmp_path):
@@ -101,7 +101,7 @@ def test_out_beside_data_dir_is_accepted(tmp_path, runs):
     assert (tmp_path / "data-runs" / "config.json").is_file()
 
 
-# ---------------------------------------------------------------- 8.16: the lock
+# ---------------------------------------------------------------------- the lock
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path, runs):
@@ -179,7 +179,7 @@ def test_recipe_main_releases_the_lock_when_it_fails(tmp_path):
     assert not (out / LOCK_NAME).exists()
 
 
-# --------------------------------------------- 8.17: what a run folder protects
+# --------------------------------------------------- what a run folder protects
 
 
 def test_a_run_without_checkpoint_does_not_protect_its_options(tmp_path, runs, capsys):
@@ -211,7 +211,7 @@ def test_a_foreign_config_json_is_not_overwritten(tmp_path):
     assert (out / "config.json").read_text() == "not json"
 
 
-# -------------------------------------------------------- 8.24: the resume line
+# -------------------------------------------------------------- the resume line
 
 
 def test_reopening_prints_the_epoch_it_resumes_from(tmp_path, capsys):
@@ -228,7 +228,7 @@ def test_reopening_prints_the_epoch_it_resumes_from(tmp_path, capsys):
         f"Reopening the finished run in {out} (5 epochs done): nothing to train."]
 
 
-# ------------------------------------------- 8.21: read-only folder, full disk
+# ------------------------------------------------- read-only folder, full disk
 
 
 def test_a_read_only_out_is_one_line_and_leaves_the_run_intact(tmp_path, monkeypatch):

@@ -192,7 +192,7 @@ def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     assert moved > 1e-3
     for a, b in zip(single.weights, mirrored.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-    # 8.5: every logged value is a GLOBAL mean, so the replica with one
+    # Every logged value is a GLOBAL mean, so the replica with one
     # labelled image does not weigh as much as the one with three.
     for key in ("d_loss", "g_loss", "gradient_penalty", "class_loss", "class_accuracy"):
         assert single_logs[key][0] == pytest.approx(mirrored_logs[key][0], abs=1e-5), key
@@ -244,7 +244,7 @@ def test_k_plus_one_head_is_logsumexp_of_the_class_logits():
         tf.reduce_logsumexp(outputs["class"], axis=-1).numpy(), rtol=1e-6)
     dense = [layer.name for layer in gan.discriminator.layers if isinstance(layer, keras.layers.Dense)]
     assert dense == ["class"]  # no separate real/fake unit
-    # Unlabelled real images now train the class logits (with two heads they
+    # With this head unlabelled real images train the class logits (with two heads they
     # train only the real/fake unit).
     def class_kernel_moves(head):
         gan = DataNoiseCGAN(width=0.125, latent_dim=16, discriminator_head=head,
@@ -346,7 +346,7 @@ def test_real_augmentation_quarter_turns_and_stain_jitter():
 
 
 def test_per_step_logs_under_mirrored_are_global_means(mirrored):
-    # 8.5, per step (progress bar, batch callbacks): the epoch logs above are
+    # Global means per step too (progress bar, batch callbacks): the epoch logs above are
     # global means already (Keras reads the synced trackers at epoch end).
     images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
     labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
@@ -384,7 +384,7 @@ def test_round_trip_and_export(tmp_path):
 
 
 def test_penalty_is_loss_scaled_under_mixed_float16():
-    # 8.3: the gradient penalty's inner gradient uses the D optimizer's scale.
+    # The gradient penalty's inner gradient uses the D optimizer's loss scale.
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
