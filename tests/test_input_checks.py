@@ -70,3 +70,30 @@ def test_translate_and_infill_refuse_nan_and_inf(cyclegan, cigan, bad):
     patches[0, 12, 12, 0] = bad  # outside the mask
     with pytest.raises(ValueError, match=r"^CIGAN\.translate expects .* got NaN or infinite values\.$"):
         cigan.infill(patches, masks, target_class=1)
+
+
+@pytest.mark.parametrize("brightest", [255, 256, 4095])
+def test_integer_tiffs_scale_by_their_stored_bits_never_by_their_values(tmp_path, brightest):
+    import tifffile
+
+    from gan_zoo.data.mammography.pixels import load_grayscale
+
+    pixels = np.zeros((8, 8), np.uint16)
+    pixels[0, 0] = brightest
+    tifffile.imwrite(tmp_path / "sixteen.tif", pixels)
+    assert load_grayscale(tmp_path / "sixteen.tif").max() == pytest.approx(brightest / 65535)
+    assert load_grayscale(tmp_path / "sixteen.tif", bit_depth=12).max() == pytest.approx(brightest / 4095)
+    tifffile.imwrite(tmp_path / "int32.tif", pixels.astype(np.int32))
+    with pytest.raises(ValueError, match=r"int32\.tif: 32-bit integer pixels have no standard scale"):
+        load_grayscale(tmp_path / "int32.tif")
+    assert load_grayscale(tmp_path / "int32.tif", bit_depth=12).max() == pytest.approx(brightest / 4095)
+
+
+def test_a_sixteen_bit_png_with_dim_content_stays_sixteen_bit(tmp_path):
+    from PIL import Image
+
+    from gan_zoo.data.mammography.pixels import load_grayscale
+
+    dim = np.full((8, 8), 255, np.uint16)
+    Image.fromarray(dim).save(tmp_path / "dim16.png")
+    assert load_grayscale(tmp_path / "dim16.png").max() == pytest.approx(255 / 65535)

@@ -16,6 +16,10 @@ to an 8-bit round trip and no image is stretched differently from another:
   LUT) and scales its output range; `window="minmax"` stretches each image
   to its own min..max. MONOCHROME1 images (bright = low values) are
   inverted so that dense tissue is bright in every output;
+- integer TIFF: / (2**BitsPerSample - 1) for 8 to 16 bits per sample; a
+  32-bit integer TIFF has no standard scale and needs `bit_depth`. The
+  scale never depends on the pixel values (an image whose brightest pixel
+  is 255 is not an 8-bit image when stored in 16 bits);
 - 32-bit float TIFF (Pillow mode "F"): taken as [0, 1] values (clipped);
   a file with NaN or infinite pixels is refused, naming it.
 
@@ -90,6 +94,7 @@ def _read_pillow(path, bit_depth):
 
     with Image.open(path) as image:
         mode = image.mode
+        stored_bits = _stored_bits(image)
         if mode in ("RGB", "RGBA", "LA", "P"):
             array = np.asarray(image.convert("RGB"))
             if not (np.array_equal(array[..., 0], array[..., 1])
@@ -103,8 +108,16 @@ def _read_pillow(path, bit_depth):
     elif mode.startswith("I;16") or array.dtype == np.uint16:
         container = 16
     elif mode == "I":
-        # Pillow opens 16-bit PNGs as mode "I" (int32); values tell the depth.
-        container = 16 if array.max(initial=0) > 255 else 8
+        # Pillow opens 16-bit PNGs and integer TIFFs as mode "I" (int32): the
+        # file's stored bits, not its values, give the scale.
+        container = stored_bits
+        if container is None or container > 16:
+            if bit_depth is None:
+                raise ValueError(
+                    f"{path}: {container or 'unknown'}-bit integer pixels have no standard scale to "
+                    "[0, 1]; pass bit_depth (the detector's bits, e.g. 12 or 16)."
+                )
+            container = bit_depth
     elif mode == "F":
         array = array.astype(np.float32)
         bad = np.count_nonzero(~np.isfinite(array))
@@ -118,6 +131,17 @@ def _read_pillow(path, bit_depth):
         raise ValueError(f"{path}: unsupported image mode {mode}.")
     depth = bit_depth if bit_depth is not None else container
     return _scale(array, 2**depth - 1, path)
+
+
+def _stored_bits(image):
+    """Bits per sample the file stores (PNG mode "I" is 16-bit), or None."""
+    if image.format == "PNG" and image.mode.startswith("I"):
+        return 16
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258)  # BitsPerSample
+        if bits is not None:
+            return int(bits[0] if isinstance(bits, tuple) else bits)
+    return None
 
 
 def _pgm_tokens(data):
