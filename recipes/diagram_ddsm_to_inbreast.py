@@ -348,7 +348,9 @@ def main(argv=None):
           f"{args.patch_copies} per ROI)...", flush=True)
     whole, rois = prepare_mammograms(source, image_size=args.image_size, patch_size=args.patch_size,
                                      patch_copies=args.patch_copies, seed=args.seed)
-    print(f"  {len(whole)} whole images, {len(rois)} ROI patches", flush=True)
+    print(f"  {len(whole)} whole images, {len(rois)} ROI patches"
+          + (f"; {len(rois.skipped_rois)} ROIs outside their image skipped (e.g. {rois.skipped_rois[0]})"
+             if rois.skipped_rois else ""), flush=True)
     trainers, units = Trainers(config, args.batch_size, args.seed), Units(run, report_unit)
 
     def train_and_score(kind, train, validation, test, test_whole, seed):
@@ -465,7 +467,8 @@ def main(argv=None):
                   "target": {m: [u["metrics"] for u in target_results[m]] for m in models}},
         "data": {"source": source_dir, "source_format": source_format,
                  "source_images": len(source), "source_patients": len(patients(source)),
-                 "roi_patches": len(rois), "target": target_dir, "target_format": target_format,
+                 "roi_patches": len(rois), "skipped_rois": list(rois.skipped_rois),
+                 "target": target_dir, "target_format": target_format,
                  "target_images": None if target is None else len(target),
                  "target_patients": None if target is None else len(patients(target)),
                  "mias_task": args.mias_task if target_format == "mias" else None},

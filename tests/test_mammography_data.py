@@ -353,6 +353,17 @@ def test_inbreast_folder_parses_labels_masks_and_excludes_birads3(tmp_path):
     boxes = lesion_boxes(by_name["20586908"], (32, 32), minimum_side=4)
     assert [(b.top, b.left, b.side) for b, _ in boxes] == [(4, 10, 11), (27, 2, 4)]
     assert all(label == 1 for _, label in boxes)
+    # A ROI wholly outside its image is left out and named, not cropped as an empty lesion.
+    from gan_zoo.data.mammography.arrays import prepare_mammograms
+
+    (root / "AllXML" / "20586934.xml").write_bytes(_roi_plist([("Mass", [(40, 50), (60, 50), (60, 70)])]))
+    outside = scan_inbreast(tmp_path)[1]
+    skipped = []
+    assert lesion_boxes(outside, (32, 32), skipped=skipped) == []
+    assert skipped == [f"{outside.path}: polygon ROI of 3 points lies wholly outside the 32x32 image; skipped"]
+    _, patches = prepare_mammograms([by_name["20586908"], outside], image_size=32, patch_size=16,
+                                    patch_copies=1)
+    assert len(patches) == 2 and len(patches.skipped_rois) == 1 and set(patches.labels) == {1}
     # Pixel masks: the filled mass polygon and the calcification's single point.
     expected = np.zeros((32, 32), bool)
     expected[5:13, 10:21] = True

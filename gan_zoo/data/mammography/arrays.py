@@ -50,6 +50,8 @@ class MammogramArrays:
         paths: the source image of each row.
         bit_depth: the largest bit depth of the source files (8 for 8-bit
             PNGs; 16-bit data is streamed without quantisation).
+        skipped_rois: one line per ROI left out because it lies wholly
+            outside its image (file, ROI, image size).
     """
 
     images: np.ndarray
@@ -57,6 +59,7 @@ class MammogramArrays:
     patients: tuple[str, ...]
     paths: tuple[str, ...]
     bit_depth: int = 8
+    skipped_rois: tuple[str, ...] = ()
 
     def __len__(self):
         return len(self.labels)
@@ -69,7 +72,7 @@ class MammogramArrays:
             self.images[rows], self.labels[rows],
             tuple(p for p, keep in zip(self.patients, rows) if keep),
             tuple(p for p, keep in zip(self.paths, rows) if keep),
-            self.bit_depth,
+            self.bit_depth, self.skipped_rois,
         )
 
 
@@ -113,8 +116,18 @@ def lesion_mask(record, shape, *, window="bits"):
     return mask
 
 
-def lesion_boxes(record, shape, *, minimum_side=8, window="bits"):
-    """[(Box, label)] of a record's ROIs (see the module docstring)."""
+def _outside(xs, ys, shape):
+    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    return bool(np.all((xs < 0) | (xs > shape[1] - 1) | (ys < 0) | (ys > shape[0] - 1)))
+
+
+def lesion_boxes(record, shape, *, minimum_side=8, window="bits", skipped=None):
+    """[(Box, label)] of a record's ROIs (see the module docstring).
+
+    A polygon or circle ROI whose every point lies outside the image (a
+    corrupt annotation) would crop an empty patch with the lesion's label:
+    it is left out, and a line naming the file is appended to `skipped`.
+    """
     boxes = []
     if record.mask_path:
         boxes += [(box, record.label) for box in
@@ -126,11 +139,25 @@ def lesion_boxes(record, shape, *, minimum_side=8, window="bits"):
                       _mask_boxes(lesion.mask_path, shape, minimum_side, window)]
         elif lesion.polygon:
             points = np.asarray(lesion.polygon, np.float64)
+            if _outside(points[:, 0], points[:, 1], shape):
+                _skip(skipped, record, f"polygon ROI of {len(points)} points", shape)
+                continue
             boxes.append((square_around(np.round(points[:, 1]), np.round(points[:, 0]),
                                         minimum_side), label))
         elif lesion.centre is not None and lesion.radius is not None:
+            (x, y), r = lesion.centre, lesion.radius
+            if _outside([x - r, x + r], [y - r, y + r], shape) and _outside([x], [y], shape):
+                _skip(skipped, record, f"circle ROI at ({x:g}, {y:g})", shape)
+                continue
             boxes.append((circle_box(*lesion.centre, lesion.radius, minimum_side), label))
     return boxes
+
+
+def _skip(skipped, record, what, shape):
+    line = f"{record.path}: {what} lies wholly outside the {shape[1]}x{shape[0]} image; skipped"
+    logger.warning(line)
+    if skipped is not None:
+        skipped.append(line)
 
 
 def prepare_mammograms(records, *, image_size=256, patch_size=32, patch_copies=8, seed=0,
@@ -162,7 +189,7 @@ def prepare_mammograms(records, *, image_size=256, patch_size=32, patch_copies=8
         raise ValueError("No records to prepare.")
     rng = np.random.default_rng(seed)
     whole = np.zeros((len(records), image_size, image_size, 1), np.float32)
-    patch_list, patch_labels, patch_patients, patch_paths = [], [], [], []
+    patch_list, patch_labels, patch_patients, patch_paths, skipped = [], [], [], [], []
     depth = 8
     for index, record in enumerate(records):
         image = load_grayscale(record.path, window=window)
@@ -171,7 +198,7 @@ def prepare_mammograms(records, *, image_size=256, patch_size=32, patch_copies=8
         if not with_patches:
             continue
         for box, label in lesion_boxes(record, image.shape, minimum_side=roi_min_side,
-                                       window=window):
+                                       window=window, skipped=skipped):
             crops = augmented_crops(image, box, patch_size, patch_copies, rng)
             patch_list.append(np.clip(crops, 0.0, 1.0))
             patch_labels += [label] * len(crops)
@@ -185,6 +212,6 @@ def prepare_mammograms(records, *, image_size=256, patch_size=32, patch_copies=8
     images = (np.concatenate(patch_list)[..., None] if patch_list
               else np.zeros((0, patch_size, patch_size, 1), np.float32))
     patches = MammogramArrays(images, np.array(patch_labels, np.int32), tuple(patch_patients),
-                              tuple(patch_paths), depth)
+                              tuple(patch_paths), depth, tuple(skipped))
     logger.info("Prepared %d whole images and %d ROI patches.", len(whole_arrays), len(patches))
     return whole_arrays, patches
