@@ -97,3 +97,18 @@ def test_a_sixteen_bit_png_with_dim_content_stays_sixteen_bit(tmp_path):
     dim = np.full((8, 8), 255, np.uint16)
     Image.fromarray(dim).save(tmp_path / "dim16.png")
     assert load_grayscale(tmp_path / "dim16.png").max() == pytest.approx(255 / 65535)
+
+
+def test_an_image_above_pillows_pixel_limit_is_named_in_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from gan_zoo.data.he.tiles import load_rgb
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 196-megapixel TIFF, scaled down
+    with pytest.raises(ValueError) as caught:
+        load_rgb(path)
+    message = str(caught.value)
+    assert message.startswith(f"Cannot read the image {path}: Image size (400 pixels) exceeds limit of 200")
+    assert "whole-slide image" in message and "\n" not in message

@@ -179,6 +179,12 @@ def load_rgb(path):
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"Cannot read the image {path}: {error.args[0].split(', could be')[0]} (Pillow's guard "
+            "against decompression bombs); tile it as a whole-slide image (a pyramidal TIFF or SVS, "
+            "read by tiffslide), or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
+        ) from None
     except (OSError, ValueError) as error:
         raise ValueError(f"Cannot read the image {path}: {error}") from None
 
