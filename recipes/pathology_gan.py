@@ -49,6 +49,7 @@ from gan_zoo.data.splits import split_by_group
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.loop import train_gan
+from gan_zoo.errors import UsageError, data_problem_line
 from gan_zoo.experiments import recipe_main, recipe_parser, start_run
 
 NAME = "pathology_gan"
@@ -356,7 +357,13 @@ def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
     started = time.perf_counter()
-    train_path, references, data_summary = prepare_data(args, run)
+    try:  # data problems: one line, before any training
+        train_path, references, data_summary = prepare_data(args, run)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(data_problem_line(error)) from error
+    if data_summary["train_tiles"] < args.batch_size:
+        raise UsageError(f"{data_summary['source']} gives {data_summary['train_tiles']} training tiles, fewer "
+                         f"than one batch of {args.batch_size}: use more images or a smaller --batch-size.")
     print("Tiles: " + ", ".join(f"{data_summary[f'{k}_tiles']} {k}" for k in ("train", "validation", "test")
                                 if f"{k}_tiles" in data_summary))
 

@@ -114,3 +114,26 @@ def test_recipe_refuses_bad_options_before_any_work(argv, message, capsys):
     recipe = load_recipe()
     assert recipe.main.command_line(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def _hdf5(path, **datasets):
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        for name, array in datasets.items():
+            handle.create_dataset(name, data=array)
+    return str(path)
+
+
+@pytest.mark.parametrize("datasets, message", [
+    ({"train_img": np.zeros((80, 28, 28, 3), np.float32), "test_img": np.zeros((8, 28, 28, 3), np.uint8)},
+     "train_img must be uint8 [N, H, W, 3], got float32"),
+    ({"train_img": np.zeros((80, 28, 28, 3), np.uint8)}, "has no test_img split to score against"),
+    ({"train_img": np.zeros((2, 28, 28, 3), np.uint8), "test_img": np.zeros((8, 28, 28, 3), np.uint8)},
+     "gives 2 training tiles, fewer than one batch of 64"),
+])
+def test_recipe_data_problems_are_one_line(tmp_path, capsys, datasets, message):
+    data = _hdf5(tmp_path / "tiles.h5", **datasets)
+    assert load_recipe().main.command_line(["--data-dir", data, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
