@@ -194,6 +194,10 @@ def prepare_data(args, run):
         splits = {g: split for split in ("valid", "test") for g in held_out.get(split, ())}
         train_path = run.path("data", "tiles.h5")
         summary["tiling"] = write_tiles(sources, train_path, splits, augment=augment, **tiling)
+        small = summary["tiling"]["smaller_than_a_tile"]
+        if small and not sum(summary["tiling"]["tiles"].values()):
+            raise ValueError(f"{len(small)} of the {len(sources)} images are smaller than one "
+                             f"{args.tile_size}-pixel tile (e.g. {small[0]}): give a smaller --tile-size.")
         present = hdf5_splits(train_path)
         references["validation"] = (train_path, "valid") if "valid" in present else None
         references["test"] = (train_path, "test") if "test" in present else None

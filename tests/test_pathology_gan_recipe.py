@@ -137,3 +137,17 @@ def test_recipe_data_problems_are_one_line(tmp_path, capsys, datasets, message):
     assert load_recipe().main.command_line(["--data-dir", data, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_images_smaller_than_a_tile_are_named(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    for patient in ("a", "b", "c"):
+        (folder / patient).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(folder / patient / "x.png")
+    argv = ["--data-dir", str(folder), "--tile-size", "224", "--out", str(tmp_path / "run")]
+    assert load_recipe().main.command_line(argv) == 2
+    err = capsys.readouterr().err
+    assert "3 of the 3 images are smaller than one 224-pixel tile" in err and "(40x40)" in err
+    assert "--tile-size" in err and len(err.strip().splitlines()) == 1

@@ -211,7 +211,8 @@ def write_tiles(
 
     Returns:
         {"path", "tiles": {split: n}, "background_dropped": n, "images": n,
-        "groups": {split: [groups]}}.
+        "smaller_than_a_tile": [images with a side below `tile_size`, which
+        give no tile], "groups": {split: [groups]}}.
     """
     from gan_zoo.data.he.slides import is_slide, slide_tiles
 
@@ -225,7 +226,7 @@ def write_tiles(
     counts = TileCounts()
     groups = {}
     with PathologyHDF5Writer(path, (tile_size, tile_size, 3)) as writer:
-        pending = {}
+        pending, too_small = {}, []
 
         def flush(split, force=False):
             tiles = pending.get(split, [])
@@ -242,8 +243,10 @@ def write_tiles(
                     overlap=overlap, threshold=threshold, max_background=max_background,
                 )
             else:
-                tiles, _, image_counts = tile_image(
-                    load_rgb(source.path), tile_size, overlap, threshold, max_background)
+                image = load_rgb(source.path)
+                if min(image.shape[:2]) < tile_size:
+                    too_small.append(f"{source.path} ({image.shape[1]}x{image.shape[0]})")
+                tiles, _, image_counts = tile_image(image, tile_size, overlap, threshold, max_background)
                 parts = [(tiles, image_counts)]
             for tiles, part_counts in parts:
                 counts.add(part_counts)
@@ -259,5 +262,6 @@ def write_tiles(
         "background_dropped": counts.background,
         "kept_before_augmentation": counts.kept,
         "images": len(sources),
+        "smaller_than_a_tile": too_small,
         "groups": {k: sorted(v) for k, v in groups.items()},
     }
