@@ -58,6 +58,7 @@ from gan_zoo.data.mammography import (
     split_by_patient,
 )
 from gan_zoo.data.mammography.arrays import prepare_mammograms
+from gan_zoo.data.mammography.pixels import check_decodable
 from gan_zoo.data.mammography.streams import diagram_streams, float_streams
 from gan_zoo.metrics.plots import save_roc_curves
 from gan_zoo.models.diagram import DiaGRAM
@@ -286,11 +287,13 @@ class DataError(UsageError, ValueError):
 
 
 def scan(folder, data_format, **options):
-    """`scan_mammograms`, its errors as one-line `DataError`s."""
+    """`scan_mammograms` with one file of each kind decoded; errors as one-line `DataError`s."""
     try:
-        return scan_mammograms(folder, data_format, **options)
+        found_format, records = scan_mammograms(folder, data_format, **options)
+        check_decodable([r.path for r in records])
     except ValueError as error:
         raise DataError(str(error)) from None
+    return found_format, records
 
 
 def source_folds(records, args):

@@ -112,3 +112,29 @@ def test_an_image_above_pillows_pixel_limit_is_named_in_one_line(tmp_path, monke
     message = str(caught.value)
     assert message.startswith(f"Cannot read the image {path}: Image size (400 pixels) exceeds limit of 200")
     assert "whole-slide image" in message and "\n" not in message
+
+
+def test_an_undecodable_dicom_kind_is_found_before_any_training(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    from gan_zoo.data.mammography.pixels import check_decodable
+    from test_mammography_data import write_dicom
+
+    plain = tmp_path / "plain.dcm"
+    write_dicom(plain, np.arange(64, dtype=np.uint16).reshape(8, 8))
+    check_decodable([plain])  # decodes
+    compressed = []
+    for name in ("a", "b", "c"):
+        dataset = pydicom.dcmread(plain)
+        dataset.file_meta.TransferSyntaxUID = JPEG2000Lossless
+        dataset.PixelData = encapsulate([b"\x00\x01not a codestream"])
+        dataset["PixelData"].VR = "OB"
+        dataset.save_as(tmp_path / f"{name}.dcm", enforce_file_format=True)
+        compressed.append(tmp_path / f"{name}.dcm")
+    with pytest.raises(ValueError) as caught:
+        check_decodable([plain, *compressed])
+    message = str(caught.value)
+    assert message.startswith(f"{compressed[0]}: cannot decode its pixels (DICOM JPEG 2000 Image Compression")
+    assert "3 file(s) of this kind" in message and "\n" not in message

@@ -246,3 +246,39 @@ def bit_depth_of(path) -> int:
 
     with Image.open(path) as image:
         return 8 if image.mode in ("L", "1", "P", "RGB", "RGBA", "LA") else 16
+
+
+def check_decodable(paths, *, window="bits"):
+    """Decodes one file of each kind among `paths`, before any long work.
+
+    A kind is a DICOM transfer syntax (e.g. JPEG 2000, which pydicom decodes
+    only with an optional plugin) or a file suffix; files of one kind decode
+    alike, so one each finds a folder the run could not read before its
+    first training rather than after it.
+
+    Raises:
+        ValueError: one line naming the file, its kind, how many files share
+            it, and the decoder's error.
+    """
+    kinds = {}
+    for path in paths:
+        kinds.setdefault(_file_kind(path), []).append(path)
+    for kind, members in kinds.items():
+        try:
+            load_grayscale(members[0], window=window)
+        except Exception as error:  # noqa: BLE001 - pydicom's missing decoders raise RuntimeError
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"{members[0]}: cannot decode its pixels ({kind}; {len(members)} file(s) of this kind): "
+                f"{text}"
+            ) from None
+
+
+def _file_kind(path):
+    if is_dicom(path):
+        import pydicom
+
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        syntax = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None)
+        return f"DICOM {syntax.name if syntax is not None else 'without a transfer syntax'}"
+    return f"{pathlib.Path(path).suffix.lower() or 'no suffix'} file"
