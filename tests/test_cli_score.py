@@ -68,3 +68,26 @@ def test_clear_errors(files, capsys):
                      "--extractor", "keras", "--extractor-model", str(files / "domain.keras"),
                      "--metrics", "fid,nope"]) == 2
     assert "--metrics" in capsys.readouterr().err
+
+
+def test_grayscale_references_for_an_rgb_generator_need_a_flag(files, capsys):
+    from PIL import Image
+
+    gray = files / "gray"
+    gray.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(gray / f"{i}.png")
+
+    def score(*extra):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return cli.main(["score", str(files / "run"), "--reference", str(gray), "--extractor", "keras",
+                             "--extractor-model", str(files / "domain.keras"), "--extractor-layer", "gap",
+                             "--n", "20", "--json", str(files / "gray.json"), *extra])
+
+    assert score() == 2
+    assert ("Channel mismatch: the reference images have 1 channel(s), the generated ones 3"
+            in capsys.readouterr().err)
+    assert score("--allow-channel-mismatch") == 0
+    scores = json.loads((files / "gray.json").read_text())
+    assert any(note.startswith("Channel mismatch") for note in scores["provenance"]["notes"])

@@ -46,6 +46,9 @@ def add_parser(commands):
                    help="the Keras model of --extractor keras")
     p.add_argument("--extractor-layer", default=None,
                    help="its layer whose output are the features (default: its output)")
+    p.add_argument("--allow-channel-mismatch", action="store_true",
+                   help="score a generator against references with another channel count "
+                        "(e.g. an RGB generator against grayscale mammograms)")
     p.add_argument("--allow-random-extractor", action="store_true",
                    help="Inception with random weights (for tests only; the scores say so)")
     p.add_argument("--n", type=positive_int, default=5000, help="generated images")
@@ -112,7 +115,7 @@ def run(args):
         args: the parsed `score` options.
     """
     from gan_zoo.metrics.features import extract_features, reference_statistics
-    from gan_zoo.metrics.scores import compute_scores
+    from gan_zoo.metrics.scores import channel_mismatch, compute_scores
 
     metrics = tuple(m for m in args.metrics.split(",") if m)
     unknown = sorted(set(metrics) - set(METRICS))
@@ -135,6 +138,9 @@ def run(args):
         raise UsageError(f"--reference {reference}: {error}") from None
     fake = extract_features(model, extractor, n=args.n, seed=args.seed,
                             name=str(model_path), **options)
+    mismatch = channel_mismatch(real, fake)
+    if mismatch and not args.allow_channel_mismatch:
+        raise UsageError(f"{mismatch} Pass --allow-channel-mismatch if that is intended.")
     scores = compute_scores(real, fake, metrics=metrics, seed=args.seed)
     provenance = scores.pop("provenance")
     print()

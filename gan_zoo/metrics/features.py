@@ -123,6 +123,7 @@ def extract_features(
 
         bar = keras.utils.Progbar(total, unit_name="image")
     for images in batches:
+        description.setdefault("channels", int(images.shape[-1]))  # as given, before any replication
         features = extractor(images)
         moments.update(features)
         if keep_features:
@@ -221,6 +222,7 @@ def image_batches(
         batches, total = _hdf5_batches(source, description["key"], batch_size)
     elif kind == "folder":
         batches, total = _folder_batches(source, batch_size, image_size, size_policy, channels)
+        description["channels"] = _file_channels(_folder_records(source)[0].path)
     else:
         batches, total = _array_batches(source, batch_size)
     if n is not None:
@@ -380,6 +382,14 @@ def _folder_records(source):
     if not paths:
         raise ValueError(f"No images found in {root}.")
     return [ImageRecord(path=str(p)) for p in paths]
+
+
+def _file_channels(path):
+    """Colour channels an image file stores (alpha left out): 1 or 3."""
+    from PIL import Image
+
+    with Image.open(path) as image:  # reads the header only
+        return 1 if image.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
 
 
 def _folder_batches(source, batch_size, image_size, size_policy, channels):

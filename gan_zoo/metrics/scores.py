@@ -254,6 +254,20 @@ class Provenance:
         return out
 
 
+def channel_mismatch(real, fake):
+    """A sentence when the two sets' images had different channel counts, else None.
+
+    Features of grayscale images are taken from their channel replicated
+    to RGB: comparing them with colour images scores the colour, not the
+    generator.
+    """
+    channels = real.source.get("channels"), fake.source.get("channels")
+    if None in channels or channels[0] == channels[1]:
+        return None
+    return (f"Channel mismatch: the reference images have {channels[0]} channel(s), the generated "
+            f"ones {channels[1]}; the scores compare different kinds of images.")
+
+
 def _enough(real, fake, minimum, what, why, scores, keys):
     """Whether both sets have `minimum` samples; else NaN scores and a warning.
 
@@ -327,6 +341,9 @@ def compute_scores(
     scores = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", generative.GenerativeMetricWarning)
+        mismatch = channel_mismatch(real, fake)
+        if mismatch:
+            warnings.warn(mismatch, generative.GenerativeMetricWarning, stacklevel=2)
         if "fid" in metrics:
             problem = generative.fid_sample_problem(real.n, fake.n, real.mean.shape[0])
             if problem:
