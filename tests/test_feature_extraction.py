@@ -282,6 +282,7 @@ def test_generator_source_is_seeded_and_balances_classes(extractor):
         "seed": 3,
         "name": "_CountingGenerator",
         "n": 12,
+        "channels": 3,
     }
 
 
