@@ -5,6 +5,8 @@
   run folder that cannot be used): status 2.
 - `CommandFailed`, or an `OSError` that says a disk is full or a folder
   cannot be written: the work could not finish: status 1.
+- a lost worker of a multi-worker run (TensorFlow's UnavailableError or an
+  aborted collective op): status 1, with the advice to rerun;
 - Ctrl-C: status 130.
 
 Anything else is a bug and keeps its traceback.
@@ -134,6 +136,21 @@ def describe_write_error(error):
     return f"{reason}: {error.filename}" if error.filename else reason
 
 
+def lost_worker(error):
+    """Whether `error` is TensorFlow saying a peer of a multi-worker run went away.
+
+    A killed worker leaves the others with an `UnavailableError` ("Socket
+    closed", "failed to connect") or an aborted collective op.
+    """
+    if not type(error).__module__.startswith("tensorflow"):
+        return False
+    name, text = type(error).__name__, message(error)
+    if name == "UnavailableError":
+        return True
+    return name in ("AbortedError", "CancelledError", "InternalError") and any(
+        word in text for word in ("ollective", "Socket closed", "peer", "heartbeat"))
+
+
 def exit_status(function, *args, prog=PROG, on_write_error=""):
     """Runs `function(*args)` and turns the errors a user can act on into a status.
 
@@ -161,10 +178,17 @@ def exit_status(function, *args, prog=PROG, on_write_error=""):
         print(f"\n{prog}: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
+        hint = on_write_error() if callable(on_write_error) else on_write_error
+        if lost_worker(error):
+            first = (message(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            advice = (f"On every worker: {hint[0].lower()}{hint[1:]}" if hint else
+                      "Rerun the same command on every worker to resume from the last checkpoint.")
+            print(f"{prog}: error: a worker of the cluster was lost ({type(error).__name__}: {first}). "
+                  f"{advice}", file=sys.stderr)
+            return EXIT_FAILED
         cause = write_error(error)
         if cause is None:
             raise
-        hint = on_write_error() if callable(on_write_error) else on_write_error
         line = f"{prog}: error: {describe_write_error(cause)}."
         print(f"{line} {hint}".rstrip(), file=sys.stderr)
         return EXIT_FAILED

@@ -307,3 +307,22 @@ def test_a_run_from_before_an_option_existed_resumes_with_its_default(tmp_path):
     start_run("demo", parse(["--out", str(out)])).close()  # the default: the same run
     with pytest.raises(ValueError, match="other options"):
         start_run("demo", parse(["--out", str(out), "--new-option", "skip"]))
+
+
+def test_a_lost_worker_is_one_line_with_the_way_to_resume(capsys):
+    import tensorflow as tf
+
+    def killed_peer():
+        raise tf.errors.UnavailableError(None, None, "Socket closed\nAdditional GRPC error information: ...")
+
+    status = exit_status(killed_peer, prog="gan-zoo", on_write_error="Rerun the same command to resume in run/x.")
+    assert status == EXIT_FAILED
+    assert capsys.readouterr().err == (
+        "gan-zoo: error: a worker of the cluster was lost (UnavailableError: Socket closed). "
+        "On every worker: rerun the same command to resume in run/x.\n")
+
+    def other_error():
+        raise tf.errors.InternalError(None, None, "a kernel failed")
+
+    with pytest.raises(tf.errors.InternalError):  # not a lost peer: a bug keeps its traceback
+        exit_status(other_error)
