@@ -245,6 +245,7 @@ def generator_scores(arrays, synthetic_sets, args):
             found = clinical.compute_scores(real[c], features, metrics=("fid", "kid"), kid_subset_size=subset)
             scores[f"{name} class {c}"] = {"fid": found["fid"], "kid": found["kid"],
                                            "n_real": real[c].n, "n_fake": features.n,
+                                           "feature_dimensions": int(features.mean.shape[0]),
                                            "extractor": found["provenance"]["extractor_id"]}
     return scores
 
