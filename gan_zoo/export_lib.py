@@ -59,6 +59,24 @@ def assert_unit_range(images, where):
         return tf.identity(images)
 
 
+def assert_class_labels(labels, num_classes, where):
+    """In-graph check that integer `labels` lie in [0, num_classes); returns them.
+
+    Args:
+        labels: an integer tensor.
+        num_classes: the model's class count.
+        where: the entry point and argument, for the message.
+    """
+    labels = tf.convert_to_tensor(labels)
+    text = f"{where} expects class labels in [0, {num_classes}); got values in [min, max] ="
+    low, high = tf.reduce_min(labels), tf.reduce_max(labels)
+    valid = tf.logical_or(tf.equal(tf.size(labels), 0),
+                          tf.logical_and(low >= 0, high < num_classes))
+    check = tf.debugging.Assert(valid, [text, low, high], name="class_labels")
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
 def classify_endpoint(classifier):
     """(fn, signature) mapping float32 images in [0, 1] to float32 probabilities."""
     shape = tuple(classifier.input_shape[1:])

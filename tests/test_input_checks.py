@@ -138,3 +138,27 @@ def test_an_undecodable_dicom_kind_is_found_before_any_training(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"{compressed[0]}: cannot decode its pixels (DICOM JPEG 2000 Image Compression")
     assert "3 file(s) of this kind" in message and "\n" not in message
+
+
+def test_exported_signatures_check_ranges_and_labels(cyclegan, cigan):
+    import tensorflow as tf
+
+    from gan_zoo.models.dcgan import DCGAN
+
+    generate, _ = DCGAN(image_size=16, base_filters=4, latent_dim=8, num_classes=2).serving_endpoints()["generate"]
+    z = tf.zeros((2, 8))
+    assert generate(z, tf.constant([0, 1]))["images"].shape == (2, 16, 16, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"generate labels expects class labels in \[0, 2\)"):
+        generate(z, tf.constant([5, 7]))
+
+    translate, _ = cyclegan.serving_endpoints()["translate_a_to_b"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"translate_a_to_b expects float32 images in \[0, 1\]"):
+        translate(tf.fill((1, 16, 16, 3), 200.0))
+
+    infill, _ = cigan.serving_endpoints()["infill"]
+    patches, masks = _patches()
+    assert infill(patches, masks, tf.constant([1, 0]))["images"].shape == (2, 16, 16, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="infill expects float32 images in"):
+        infill(patches * 255, masks, tf.constant([1, 0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"infill target_class expects class labels in \[0, 2\)"):
+        infill(patches, masks, tf.constant([2, -1]))

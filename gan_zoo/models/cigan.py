@@ -32,7 +32,7 @@ from gan_zoo.models.cigan_networks import (
     generator_scales,
 )
 from gan_zoo.models.feature_networks import load_feature_network
-from gan_zoo.models.roles import ImageTranslator
+from gan_zoo.models.roles import ImageTranslator, translate_endpoint
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import Phase, TrainingPlan, UpdateSchedule
 
@@ -474,7 +474,8 @@ class CIGAN(ImageTranslator, AdversarialModel):
     def serving_endpoints(self):
         """`infill(images, masks, target_class) -> {"images"}`, [0, 1] in and out."""
         endpoints = super().serving_endpoints()
-        endpoints["infill"] = endpoints.pop("translate")
+        del endpoints["translate"]
+        endpoints["infill"] = translate_endpoint(self, None, name="infill")
         return endpoints
 
     def figure_rows(self, images, masks, labels, seed=0):

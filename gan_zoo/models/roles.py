@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_zoo.export_lib import classify_endpoint
+from gan_zoo.export_lib import assert_class_labels, assert_unit_range, classify_endpoint
 
 
 def check_unit_range(images, where):
@@ -211,7 +211,7 @@ class ImageTranslator:
         endpoints = super().serving_endpoints()
         for direction in self.translation_directions():
             name = "translate" if direction is None else f"translate_{direction}"
-            endpoints[name] = _translate_endpoint(self, direction)
+            endpoints[name] = translate_endpoint(self, direction)
         return endpoints
 
     def preview(self, seed=1234, inputs=None, per_row=8, rows=4):
@@ -280,6 +280,7 @@ def _generate_endpoint(model):
         label_spec = tf.TensorSpec((None,), tf.int32, name="labels")
 
         def generate(z, labels):
+            labels = assert_class_labels(labels, model.num_classes, "generate labels")
             return {"images": model.to_unit_range(network([z, labels], training=False))}
 
         return generate, [z_spec, label_spec]
@@ -290,15 +291,33 @@ def _generate_endpoint(model):
     return generate, [z_spec]
 
 
-def _translate_endpoint(model, direction):
-    """(fn, signature) of one translation direction, [0, 1] in and out."""
+def translate_endpoint(model, direction, name=None):
+    """(fn, signature) of one translation direction, [0, 1] in and out.
+
+    Args:
+        model: the `ImageTranslator`.
+        direction: its direction, or None for a model with one.
+        name: the endpoint's name in error messages (default `translate`
+            or `translate_<direction>`).
+    """
     shape = tuple(model.translation_image_shape())
     specs = [tf.TensorSpec((None, *shape), tf.float32, name="images")]
     names = list(model.translation_inputs())
     specs += [model.translation_inputs()[n] for n in names]
 
+    endpoint = name or ("translate" if direction is None else f"translate_{direction}")
+    num_classes = getattr(model, "num_classes", 2)
+
     def translate(images, *conditions):
-        kwargs = dict(zip(names, conditions))
+        images = assert_unit_range(images, endpoint)
+        checked = []
+        for name, spec, value in zip(names, specs[1:], conditions):
+            if spec.dtype.is_floating:
+                value = assert_unit_range(value, f"{endpoint} {name}")
+            elif spec.dtype.is_integer:
+                value = assert_class_labels(value, num_classes, f"{endpoint} {name}")
+            checked.append(value)
+        kwargs = dict(zip(names, checked))
         if direction is not None:
             kwargs["direction"] = direction
         outputs = model._translate(model.from_unit_range(images), **kwargs)
