@@ -62,3 +62,52 @@ def test_two_workers_equal_one_process_and_only_the_chief_writes(tmp_path):
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]  # one line per epoch, not one per worker
     assert json.loads((out / "backup" / "state.json").read_text())["completed_epochs"] == 2
+
+
+TRAIN = ["train", "dcgan", "--set", "variant=v3", "--set", "image_size=50", "--set", "base_filters=4",
+         "--epochs", "1", "--batch-size", "16"]
+
+
+@pytest.mark.slow
+def test_two_gan_zoo_train_processes_finish_from_the_command_line(tmp_path):
+    """The command users run: the strategy exists before TensorFlow's context does
+    (it failed with "Collective ops must be configured at program startup")."""
+    import gan_zoo
+
+    command = [sys.executable, "-c", "import sys; from gan_zoo.cli import main; sys.exit(main())"]
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "CUDA_VISIBLE_DEVICES": ""}
+        log = open(tmp_path / f"cli{index}.log", "w")
+        processes.append(subprocess.Popen(
+            [*command, *TRAIN, "--strategy", "multiworker", "--out", str(tmp_path / "multi")],
+            env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        codes = [p.wait(timeout=240) for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        pytest.fail("the workers did not finish in 240 s:\n" + (tmp_path / "cli0.log").read_text()[-3000:])
+    assert codes == [0, 0], "\n".join((tmp_path / f"cli{i}.log").read_text()[-3000:] for i in range(2))
+    trained = gan_zoo.load_model(tmp_path / "multi" / "dcgan.keras")
+    assert int(trained.step_counter.numpy()) == 30  # 480 demo patches, global batch 16, one epoch
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1]  # written by the chief only
+
+
+def test_a_recipe_creates_the_multi_worker_strategy_when_it_parses(monkeypatch):
+    import importlib.util
+
+    from gan_zoo.training import distribute
+
+    created = []
+    monkeypatch.setattr(distribute, "_MULTI_WORKER", None)
+    monkeypatch.setattr(distribute.tf.distribute, "MultiWorkerMirroredStrategy", lambda: created.append(1) or "mw")
+    spec = importlib.util.spec_from_file_location("dcgan_idc", HERE.parent / "recipes" / "dcgan_idc.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    recipe.parse_args(["--strategy", "multiworker"])
+    assert created == [1]  # at parse time, before the recipe reads data or seeds TensorFlow
+    assert distribute.get_strategy("multiworker") == "mw" and created == [1]  # the same one later

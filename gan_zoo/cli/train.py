@@ -306,6 +306,10 @@ def run(args):
     Args:
         args: the parsed `train` options.
     """
+    if args.strategy == "multiworker":  # before anything touches TensorFlow's context
+        from gan_zoo.training.distribute import get_strategy
+
+        get_strategy("multiworker")
     overrides = parse_overrides(args.set)  # before the registry imports TensorFlow
     spec = get_spec(args.model)
     if spec.task != "generator":

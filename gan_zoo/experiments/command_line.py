@@ -22,11 +22,18 @@ from gan_zoo.options import PRECISIONS
 class _RecipeParser(argparse.ArgumentParser):
     """Records each option's default in the parsed namespace (`_defaults`), so
     that reopening a run folder written before an option existed compares the
-    option with its default instead of refusing the folder."""
+    option with its default instead of refusing the folder; creates the
+    multi-worker strategy as soon as `--strategy multiworker` is parsed."""
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extras = super().parse_known_args(args, namespace)
         parsed._defaults = {a.dest: a.default for a in self._actions if a.dest != "help"}
+        if getattr(parsed, "strategy", None) == "multiworker":
+            # Collective ops must be configured before anything touches
+            # TensorFlow's context, and parsing is a recipe's first step.
+            from gan_zoo.training.distribute import get_strategy
+
+            get_strategy("multiworker")
         return parsed, extras
 
 

@@ -5,6 +5,9 @@ import tensorflow as tf
 from gan_zoo.options import STRATEGIES
 
 
+_MULTI_WORKER = None
+
+
 def get_strategy(name="auto"):
     """A `tf.distribute.Strategy` by name.
 
@@ -14,6 +17,11 @@ def get_strategy(name="auto"):
     - "mirrored": `MirroredStrategy` over every local GPU (or the CPU);
     - "multiworker": `MultiWorkerMirroredStrategy`; each machine reads its
       role from the `TF_CONFIG` environment variable.
+
+    `MultiWorkerMirroredStrategy` must be created before anything else
+    touches TensorFlow's context (collective ops are configured at program
+    start), so commands create it first, when their options are parsed;
+    later calls return that same strategy.
 
     Create the model and compile it inside `strategy.scope()`. Zoo models
     reduce losses over the global batch and draw per-replica noise, so N
@@ -27,7 +35,10 @@ def get_strategy(name="auto"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    global _MULTI_WORKER
+    if _MULTI_WORKER is None:  # one per process: collective ops are configured once
+        _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MULTI_WORKER
 
 
 def worker_role(strategy=None):
