@@ -19,6 +19,7 @@ def throughput():
     return module
 
 
+@pytest.mark.slow
 def test_benchmark_writes_positive_throughput_and_peak(throughput, tmp_path):
     path = tmp_path / "results.json"
     policy = keras.mixed_precision.global_policy().name

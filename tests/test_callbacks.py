@@ -35,6 +35,7 @@ def test_tile_images_layout():
     assert grid[3, 8, 0] == 1.0  # the missing sixth image stays white
 
 
+@pytest.mark.slow
 def test_sample_grid_fixed_noise_and_one_row_per_class(tmp_path):
     gan = tiny(num_classes=2)
     gan.compile()
@@ -46,6 +47,7 @@ def test_sample_grid_fixed_noise_and_one_row_per_class(tmp_path):
     assert (width, height) == (3 * 17 - 1, 2 * 17 - 1)  # 3 per row, 2 classes
 
 
+@pytest.mark.slow
 def test_scheduled_rates_follow_the_plan_per_step_and_survive_resume():
     schedule = LinearDecay(constant_epochs=2, total_epochs=6)
     assert [schedule.epoch_factor(e) for e in range(6)] == [1, 1, 1, 0.75, 0.5, 0.25]
@@ -79,6 +81,7 @@ def test_linear_decay_validates_epochs():
         LinearDecay(constant_epochs=5, total_epochs=3)
 
 
+@pytest.mark.slow
 def test_evaluation_hook_and_metrics_logger(tmp_path):
     gan = tiny()
     gan.compile()

@@ -305,6 +305,7 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_in_the_same_phase(features, tmp_path):
     steps, epochs = 8, 2
 
@@ -346,6 +347,7 @@ def test_resumed_run_continues_in_the_same_phase(features, tmp_path):
         np.testing.assert_array_equal(reference_state[name], resumed_state[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_one_step_one_device_equals_two_replicas(features, mirrored):
     # pretrain, d, g, d (phases capped at one step): every update, on 4 + 4 examples.
     def build():
@@ -372,6 +374,7 @@ def test_one_step_one_device_equals_two_replicas(features, mirrored):
     np.testing.assert_array_equal(single.schedule_state.numpy(), replicated.schedule_state.numpy())
 
 
+@pytest.mark.slow
 def test_round_trip_registry_and_bfloat16(features, tmp_path):
     gan = gan_zoo.load("cigan", patch_size=SIZE, widths=[8, 8, 8], discriminator_widths=[4, 8, 8, 8, 8],
                        feature_weights=features, pretrain_steps=1)

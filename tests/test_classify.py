@@ -41,6 +41,7 @@ def _train(records, backup, interrupt=False, name="small_cnn"):
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "cruz_roa_cnn"])
+@pytest.mark.slow
 def test_interrupted_classifier_resumes_exactly(tmp_path, records, name):
     """AdamW with cosine decay / AdaGrad slots and the mean image come back."""
     reference = _train(records, tmp_path / "a", name=name)
@@ -54,6 +55,7 @@ def test_interrupted_classifier_resumes_exactly(tmp_path, records, name):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_arrays_and_records_give_the_same_scores(records):
     model = _train(records, None)
     images = np.stack([np.asarray(Image.open(r.path), np.float32) / 255 for r in records])

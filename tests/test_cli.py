@@ -267,6 +267,7 @@ def test_export_needs_one_source(capsys, tmp_path):
 # ------------------------------------------------------- train, sample, export
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_folder(trained):
     assert trained["code"] == 0, trained["stdout"]
     out = trained["out"]
@@ -281,6 +282,7 @@ def test_train_writes_the_run_folder(trained):
     assert str(trained["checkpoint"]) in trained["stdout"]
 
 
+@pytest.mark.slow
 def test_train_rerun_resumes_and_refuses_other_options(trained, capsys):
     out = trained["out"]
     assert cli.main(train_argv(trained["data"], out)) == 0

@@ -69,6 +69,7 @@ def test_reference_generator_and_discriminator_layer_by_layer():
 
 
 @pytest.mark.parametrize("size, blocks", [(256, 9), (129, 9), (128, 6), (50, 6)])
+@pytest.mark.slow
 def test_six_or_nine_residual_blocks_by_size(size, blocks):
     gan = CycleGAN(image_size=size, generator_filters=2, discriminator_filters=2)
     assert gan.residual_blocks == blocks
@@ -165,6 +166,7 @@ def stepped():
     return {"gan": gan, "before": before, "fakes": fakes, "logs": logs, "pools": pools, "counts": counts}
 
 
+@pytest.mark.slow
 def test_one_step_updates_both_generators_then_both_discriminators(stepped):
     gan, logs = stepped["gan"], stepped["logs"]
     assert set(logs) == set(CycleGAN.tracked_losses)
@@ -194,6 +196,7 @@ def test_pools_hold_each_directions_fakes_from_before_the_update(stepped):
     np.testing.assert_array_equal(tiny(pool_size=0).pool_a.query(images, tf.constant([1, 2], tf.int64)), images)
 
 
+@pytest.mark.slow
 def test_one_step_one_device_equals_two_replicas(mirrored):
     # A global batch of 4 into a pool of 3: the step fills the pool, then
     # swaps or keeps the 4th fake, with draws shared by both replicas.
@@ -249,6 +252,7 @@ def test_keras_file_round_trip_keeps_pools_and_optimizers(tmp_path, stepped):
                                gan.translate(images, direction="b_to_a"), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_translate_round_trip_through_the_saved_model(tmp_path, stepped):
     gan = stepped["gan"]
     names = gan_zoo.export(gan, tmp_path / "exported")
@@ -273,6 +277,7 @@ def test_plan_decays_linearly_to_zero_after_half_the_epochs():
     assert [short.learning_rate.epoch_factor(e) for e in range(4)] == [1.0, 1.0, 1.0, 0.5]
 
 
+@pytest.mark.slow
 def test_train_gan_on_two_unpaired_streams(tmp_path):
     from gan_zoo.training.loop import train_gan
 

@@ -77,6 +77,7 @@ def test_uniform_latent_and_generate_range():
     assert not np.array_equal(images, gan.generate(5, seed=2))
 
 
+@pytest.mark.slow
 def test_two_generator_updates_per_discriminator_update():
     gan = tiny()
     gan.compile()
@@ -91,6 +92,7 @@ def test_two_generator_updates_per_discriminator_update():
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, after))
 
 
+@pytest.mark.slow
 def test_conditional_generator_and_discriminator():
     gan = tiny(num_classes=2)
     assert gan.generator.input_shape == [(None, 8), (None,)]
@@ -118,6 +120,7 @@ def test_instance_noise_changes_the_discriminator_input():
     assert not np.allclose(noisy.numpy(), clean.numpy())
 
 
+@pytest.mark.slow
 def test_diff_augment_option_augments_real_and_fake_and_g_learns_through_it():
     gan = tiny(augment_policy="translation, cutout", instance_noise_std=0.0)
     assert gan.augment_policy == "translation,cutout"
@@ -147,6 +150,7 @@ def test_diff_augment_option_augments_real_and_fake_and_g_learns_through_it():
 
 
 @pytest.mark.parametrize("bright_side", ["left", "right"])
+@pytest.mark.slow
 def test_dcgan_learns_spatial_structure(bright_side):
     """A real (small) learning check: G learns which half of the image is bright.
 

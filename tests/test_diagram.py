@@ -83,6 +83,7 @@ def test_networks_follow_the_paper():
                                      "fe": ("features", "extended"), "g": ("generator",)}
 
 
+@pytest.mark.slow
 def test_one_algorithm_1_iteration_updates_what_it_should():
     """k = 2: step 1 updates (F, D) then (F, E); step 2 also G, after them."""
     model = tiny(k=2)
@@ -129,6 +130,7 @@ def test_ablation_trains_without_generator():
     assert set(tiny().serving_endpoints()) == {"generate", "classify"}
 
 
+@pytest.mark.slow
 def test_one_step_one_device_equals_two_replicas(mirrored):
     def build():
         model = DataNoiseDiaGRAM(**TINY, k=1, seed=1)
@@ -152,6 +154,7 @@ def test_one_step_one_device_equals_two_replicas(mirrored):
         assert single_logs[name][0] == pytest.approx(replicated_logs[name][0], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_classification_path_saves_reloads_and_exports(tmp_path):
     model = tiny()
     model.compile()
@@ -176,6 +179,7 @@ def test_classification_path_saves_reloads_and_exports(tmp_path):
     np.testing.assert_allclose(served, tuned, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_model_round_trips_through_keras_file_and_exports(tmp_path):
     model = tiny(k=3)
     model.compile()

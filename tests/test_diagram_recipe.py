@@ -31,6 +31,7 @@ def folders(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_recipe_cross_validates_transfers_and_resumes(recipe, folders, tmp_path):
     out = tmp_path / "run"
     argv = ["--source-dir", str(folders["source"]), "--target-dir", str(folders["target"]),

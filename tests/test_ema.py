@@ -1,6 +1,7 @@
 """An EMA generator: averaged on every step, used by generate and export, saved."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import gan_zoo
@@ -13,6 +14,7 @@ def _train(gan, steps=3):
         gan.train_on_batch(images)
 
 
+@pytest.mark.slow
 def test_ema_generator_is_used_for_sampling_saved_and_exported(tmp_path):
     gan = gan_zoo.load("dcgan", image_size=16, base_filters=4, latent_dim=8, ema_half_life_steps=2)
     gan.compile()

@@ -99,6 +99,7 @@ def test_inception_random_weights_need_allow_random():
         InceptionV3Extractor(weights="/nonexistent/inception.h5")
 
 
+@pytest.mark.slow
 def test_random_inception_weights_are_seeded():
     first, again, other = (InceptionV3Extractor(weights=None, allow_random=True, input_size=75, random_seed=s)
                            for s in (3, 3, 4))
@@ -106,6 +107,7 @@ def test_random_inception_weights_are_seeded():
     np.testing.assert_array_equal(first.network.weights[0].numpy(), again.network.weights[0].numpy())
 
 
+@pytest.mark.slow
 def test_inception_random_and_local_file_weights(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")  # as a training run may leave it
     try:

@@ -47,6 +47,7 @@ def sgd():
     return keras.optimizers.SGD(0.1)
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_single_device_step(mirrored):
     images = tf.random.stateless_uniform((8, 16, 16, 3), [1, 2], -1, 1)
     dataset = tf.data.Dataset.from_tensors(images)
@@ -90,6 +91,7 @@ def test_random_stream_differs_per_replica_and_repeats_per_step(mirrored):
     assert not np.allclose(first[0], later[0])
 
 
+@pytest.mark.slow
 def test_keras_round_trip_keeps_both_optimizer_states(tmp_path):
     gan = tiny(variant="v2", num_classes=2)
     gan.compile()
@@ -163,6 +165,7 @@ def _train(records, backup, epochs=3, interrupt=None):
     return gan
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, image_records):
     reference = weights_of(_train(image_records, tmp_path / "uninterrupted"))
 
@@ -184,6 +187,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, image_rec
     assert_same_weights(reference, weights_of(_train(image_records, backup)))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_before_saving(tmp_path):
     good = tf.data.Dataset.from_tensors(tf.zeros((4, 16, 16, 3))).repeat()
     bad = tf.data.Dataset.from_tensors(tf.fill((4, 16, 16, 3), np.nan)).repeat()
@@ -206,6 +210,7 @@ class PoisonWeights(keras.callbacks.Callback):
         variable.assign(tf.fill(variable.shape, np.nan))
 
 
+@pytest.mark.slow
 def test_non_finite_weights_are_never_saved(tmp_path):
     gan = tiny()
     gan.compile()
@@ -216,6 +221,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert checkpoint.completed_epochs() == 0
 
 
+@pytest.mark.slow
 def test_corrupt_latest_backup_falls_back_to_previous(tmp_path):
     gan = tiny()
     gan.compile()
@@ -232,6 +238,7 @@ def test_corrupt_latest_backup_falls_back_to_previous(tmp_path):
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.slow
 def test_mixed_precision_trains_and_keeps_float32_io(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -24,6 +24,7 @@ def _extractor(units):
     return KerasLayerExtractor(keras.Model(inputs, x), "features")
 
 
+@pytest.mark.slow
 def test_kid_and_fid_are_logged_each_epoch_with_provenance(tmp_path):
     rng = np.random.default_rng(0)
     reference_images = rng.uniform(0, 1, (40, 16, 16, 3)).astype("float32")

@@ -10,6 +10,7 @@ from golden_weights import CASES, GOLDEN, THEN, train_three_steps, worst_fractio
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow
 def test_three_steps_match_the_recorded_weights(case):
     expected = json.loads(GOLDEN.read_text())[case]
     name, config = CASES[case]
@@ -20,6 +21,7 @@ def test_three_steps_match_the_recorded_weights(case):
 
 
 @pytest.mark.parametrize("case", ["dcgan_v1", "semi_cgan"])
+@pytest.mark.slow
 def test_the_tolerance_catches_steps_one_percent_too_large(case):
     # A real change of the maths: every update 1% larger. The measured
     # cross-kernel differences use at most a third of the tolerance; this

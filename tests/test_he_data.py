@@ -140,6 +140,7 @@ def _rss_bytes():
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 def test_hdf5_reader_memory_stays_flat_on_a_file_larger_than_its_cache(tmp_path):
     path = tmp_path / "big.h5"
     rng = np.random.default_rng(0)

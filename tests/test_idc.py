@@ -278,6 +278,7 @@ def test_download_idc_from_file_url(tmp_path, monkeypatch):
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_real_idc_counts_and_cruz_roa_split(shared_data):
     ds = idc.scan_idc(shared_data / "idc")
     assert len(ds) == 16766

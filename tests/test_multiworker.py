@@ -23,6 +23,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_process_and_only_the_chief_writes(tmp_path):
     import tensorflow as tf
 

@@ -243,6 +243,7 @@ def test_per_channel_noise_is_cancelled_by_the_adain_after_it():
 
 
 # --------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_n_critic_updates_and_finite_losses():
     gan = tiny(stages=1, attention_resolution=0, n_critic=2, ema_decay=0.5)
     gan.compile()
@@ -330,6 +331,7 @@ def reference_run():
     return before, state_of(gan)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_exact(tmp_path, reference_run):
     """Noise inputs, style mixing, penalty interpolation, augmentation and
     ADA's p come from the model's stream: restored from its epoch-1 backup,
@@ -356,6 +358,7 @@ def test_kill_and_resume_is_bit_exact(tmp_path, reference_run):
     assert float(gan.augmentation.probability.numpy()) != 0.5  # ADA moved p
 
 
+@pytest.mark.slow
 def test_one_step_one_device_equals_two_replicas(mirrored, reference_run):
     before, reference = reference_run
     with mirrored.scope():
@@ -371,6 +374,7 @@ def test_one_step_one_device_equals_two_replicas(mirrored, reference_run):
 
 
 # ----------------------------------------------------------- save, export, tools
+@pytest.mark.slow
 def test_save_load_export_and_latent_tools(tmp_path):
     gan = tiny(stages=1, attention_resolution=0, ema_decay=0.5, augment_policy="cutout")
     gan.compile()

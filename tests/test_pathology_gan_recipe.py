@@ -30,6 +30,7 @@ TINY = ["--stages", "1", "--epochs", "2", "--batch-size", "32", "--n-critic", "1
         "--extractor-steps", "5", "--eval-samples", "48", "--eval-real", "64", "--eval-every", "1"]
 
 
+@pytest.mark.slow
 def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
     recipe = load_recipe()
     out = tmp_path / "run"

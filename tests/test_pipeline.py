@@ -67,6 +67,7 @@ def _epoch_ids(epoch):
 
 
 @pytest.mark.parametrize("cache", [None, "memory"])
+@pytest.mark.slow
 def test_epoch_is_a_pure_function_of_seed_and_epoch(records, cache):
     # Different global seeds: the order must depend on (seed, epoch) alone.
     tf.random.set_seed(1)

@@ -127,6 +127,7 @@ def _valid_image_batch(images, shape):
 
 
 @pytest.mark.parametrize("name, config", CLASSIFIERS, ids=_ids(CLASSIFIERS))
+@pytest.mark.slow
 def test_classify_works_or_raises_a_value_error(name, config):
     model = build(name, config)
     shape = model.classifier().input_shape[1:] if hasattr(model, "classifier") else model.input_shape[1:]

@@ -42,6 +42,7 @@ def test_the_readme_main_command_parses():
     assert args.ema_half_life and args.data_dir is None  # the demo data, sampled from the EMA
 
 
+@pytest.mark.slow
 def test_dcgan_recipe_writes_samples_metrics_and_resumes(tmp_path, demo):
     recipe = load_recipe("dcgan_idc")
     out = tmp_path / "run"
@@ -76,6 +77,7 @@ def test_dcgan_recipe_writes_samples_metrics_and_resumes(tmp_path, demo):
         recipe.main([*argv[:-2], "--seed", "3", "--out", str(out)])
 
 
+@pytest.mark.slow
 def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
     out = tmp_path / "run"
@@ -102,6 +104,7 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     assert 0 < logged[-1]["train_seconds"] <= logged[-1]["seconds"]
 
 
+@pytest.mark.slow
 def test_semi_cgan_recipe_refuses_to_resume_a_run_whose_preset_changed(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
     out = tmp_path / "run"
@@ -132,6 +135,7 @@ def test_semi_cgan_recipe_refuses_to_resume_a_run_whose_preset_changed(tmp_path,
         recipe.main(argv)
 
 
+@pytest.mark.slow
 def test_semi_cgan_recipe_scores_the_trained_discriminator_average(tmp_path, demo):
     # With an EMA of D, `classifier()` holds the average as of the call: the
     # saved per-patch scores must be those of the trained model's average.
@@ -162,6 +166,7 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
 
 
+@pytest.mark.slow
 def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_path, demo):
     from PIL import Image
 
@@ -203,6 +208,7 @@ def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_pat
     assert again["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
 
 
+@pytest.mark.slow
 def test_semi_cgan_tuning_folds_never_read_the_test_patients(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
     common = ["--split", "kfold", "--folds", "3", "--validation-share", "0.25",

@@ -78,6 +78,7 @@ def test_load_weights_from_url_checks_hash(tmp_path, monkeypatch):
         gan_zoo.load("dcgan", weights=url, weights_sha256="0" * 64, image_size=16, base_filters=4)
 
 
+@pytest.mark.slow
 def test_load_model_in_a_fresh_session(tmp_path):
     # A fresh interpreter: Keras knows the zoo's classes only once they are
     # imported, which gan_zoo.load_model does.

@@ -105,6 +105,7 @@ def _eight_bit_patches(size, n=2):
     [("small_cnn", {"width": 0.125, "image_size": 16}, 16),
      ("cruz_roa_cnn", {"image_size": 32}, 32)],
 )
+@pytest.mark.slow
 def test_zoo_classifiers_refuse_0_255_pixels(model, overrides, size):
     classifier = gan_zoo.load(model, **overrides)
     pixels = _eight_bit_patches(size)
@@ -399,6 +400,7 @@ def test_cli_refuses_a_conditional_gan_without_images_of_a_class(capsys, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_finds_a_corrupt_png_before_training_and_can_skip_it(capsys, tmp_path):
     # An image folder is decoded while scanning; --on-error skip leaves the bad file out and counts it.
     import json
@@ -427,6 +429,7 @@ def test_cli_finds_a_corrupt_png_before_training_and_can_skip_it(capsys, tmp_pat
     assert metrics["data"]["skipped_examples"] == [f"{bad}: {TRUNCATED}"]
 
 
+@pytest.mark.slow
 def test_dcgan_recipe_same_seed_same_run_validation_per_epoch_saved_before_evaluation(
     tmp_path, monkeypatch
 ):
@@ -505,6 +508,7 @@ def _cli_train(data, out, epochs):
                      "--batch-size", "4", "--out", str(out)])
 
 
+@pytest.mark.slow
 def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
     # A kill or full disk during the append leaves half a line; the resume
     # drops it, trains to the end and writes the model.
@@ -523,6 +527,7 @@ def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
     assert (out / "dcgan.keras").is_file()
 
 
+@pytest.mark.slow
 def test_a_garbage_state_file_resumes_from_the_weight_files(tmp_path, caplog, capsys):
     # The backup's weight files are intact; only state.json is garbage.
     import json

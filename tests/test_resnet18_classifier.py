@@ -119,6 +119,7 @@ def test_weights_file_warnings_about_other_containers_reach_the_user(tmp_path):
 
 
 @pytest.mark.parametrize("protocol", ["frozen", "full"])
+@pytest.mark.slow
 def test_protocols_train_the_head_or_everything(protocol):
     model = build(protocol=protocol, rotation_degrees=0, noise_std=0, flips=False)
     backbone_before = [w.numpy().copy() for w in model.backbone.weights]  # BN statistics too
@@ -166,6 +167,7 @@ def test_imagenet_normalization_modes():
         transfer.ImageNetNormalization("bgr")
 
 
+@pytest.mark.slow
 def test_keras_round_trip_needs_no_download_and_export(tmp_path, monkeypatch, model):
     import keras_hub
     import tensorflow as tf

@@ -69,6 +69,7 @@ def test_imagenet_failure_is_one_clear_line(monkeypatch):
         ResNet50Classifier(image_size=32)
 
 
+@pytest.mark.slow
 def test_trains_and_round_trips(model, tmp_path):
     keras.utils.set_random_seed(0)
     model.compile()

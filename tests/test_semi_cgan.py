@@ -58,6 +58,7 @@ def test_generator_spectral_norm_off_is_the_narrow_reading():
     assert gan.get_config()["generator_spectral_norm"] is False
 
 
+@pytest.mark.slow
 def test_generator_spectral_norm_bounds_each_transposed_convolution():
     gan = tiny()
     gan.compile()
@@ -132,6 +133,7 @@ def _two_class_patches(n, seed):
     return np.clip(images, -1, 1).astype(np.float32), labels.astype(np.int32)
 
 
+@pytest.mark.slow
 def test_learns_from_ten_percent_of_labels():
     keras.utils.set_random_seed(0)
     images, labels = _two_class_patches(512, seed=0)
@@ -166,6 +168,7 @@ class DataNoiseCGAN(SemiSupervisedCGAN):
         return self._alpha
 
 
+@pytest.mark.slow
 def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
     # Replica 0 gets 3 labelled images, replica 1 gets 1: the class loss
@@ -204,7 +207,8 @@ def test_mirrored_step_with_uneven_labels_equals_single_device(mirrored):
     {"real_augmentation": "rot90,stain", "discriminator_ema_half_life_steps": 2.0},
     {"discriminator_dropout": 0.3},
 ], ids=["k_plus_one", "feature_matching", "augmentation_and_ema", "dropout"])
-def test_issue_14_options_step_on_two_replicas_as_on_one_device(mirrored, options):
+@pytest.mark.slow
+def test_semi_cgan_options_step_on_two_replicas_as_on_one_device(mirrored, options):
     images = tf.random.stateless_uniform((8, 50, 50, 3), [5, 6], -1, 1)
     labels = tf.constant([0, 1, 1, -1, -1, -1, 0, -1])
     dataset = tf.data.Dataset.from_tensors((images, labels))
@@ -236,6 +240,7 @@ def _same(a, b):
     return all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.weights, b.weights))
 
 
+@pytest.mark.slow
 def test_k_plus_one_head_is_logsumexp_of_the_class_logits():
     gan = tiny(discriminator_head="k_plus_one")
     outputs = gan.discriminator(tf.random.uniform((3, 50, 50, 3), -1, 1), training=False)
@@ -259,6 +264,7 @@ def test_k_plus_one_head_is_logsumexp_of_the_class_logits():
     assert class_kernel_moves("k_plus_one") and not class_kernel_moves("two_heads")
 
 
+@pytest.mark.slow
 def test_fake_class_warmup_leaves_out_the_fakes_class_loss_at_first():
     warm = _one_step({"fake_class_warmup_steps": 5})
     without = _one_step({"fake_class_loss_weight": 0.0})
@@ -267,6 +273,7 @@ def test_fake_class_warmup_leaves_out_the_fakes_class_loss_at_first():
     assert not _same(warm.discriminator, paper.discriminator)
 
 
+@pytest.mark.slow
 def test_labelled_class_loss_weight_scales_the_class_heads_step():
     def class_head_step(weight):
         keras.utils.set_random_seed(3)
@@ -280,6 +287,7 @@ def test_labelled_class_loss_weight_scales_the_class_heads_step():
     np.testing.assert_allclose(class_head_step(3.0), 3.0 * once, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_discriminator_dropout_acts_in_training_only():
     from gan_zoo.layers import ScopedDropout
 
@@ -302,6 +310,7 @@ def test_discriminator_dropout_acts_in_training_only():
         tiny(discriminator_dropout=1.0)
 
 
+@pytest.mark.slow
 def test_feature_matching_changes_only_the_generator_update():
     matched = _one_step({"generator_loss": "feature_matching"})
     paper = _one_step({})
@@ -345,6 +354,7 @@ def test_real_augmentation_quarter_turns_and_stain_jitter():
         tiny(real_augmentation="rot180")
 
 
+@pytest.mark.slow
 def test_per_step_logs_under_mirrored_are_global_means(mirrored):
     # Global means per step too (progress bar, batch callbacks): the epoch logs above are
     # global means already (Keras reads the synced trackers at epoch end).
@@ -361,6 +371,7 @@ def test_per_step_logs_under_mirrored_are_global_means(mirrored):
         assert batch_logs[-1][key] == pytest.approx(epoch_logs[key][0], abs=1e-6), key
 
 
+@pytest.mark.slow
 def test_round_trip_and_export(tmp_path):
     gan = gan_zoo.load("semi_cgan", width=0.125, latent_dim=16)
     gan.compile()
@@ -383,6 +394,7 @@ def test_round_trip_and_export(tmp_path):
     np.testing.assert_allclose(out.numpy(), gan.generate(z=z, labels=[1, 0]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_penalty_is_loss_scaled_under_mixed_float16():
     # The gradient penalty's inner gradient uses the D optimizer's loss scale.
     previous = keras.mixed_precision.global_policy()

@@ -93,6 +93,7 @@ def test_compile_defaults_and_optimizer_schedule():
     assert set(model.default_training()) == {"epochs", "batch_size"}
 
 
+@pytest.mark.slow
 def test_learns_a_separable_problem():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

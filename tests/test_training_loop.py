@@ -25,6 +25,7 @@ def _epoch_rates(path):
     return [json.loads(line)["lr_g_optimizer"] for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_cli_and_recipe_train_semi_cgan_with_the_same_plan(tmp_path, monkeypatch):
     from gan_zoo import cli
 

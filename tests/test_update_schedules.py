@@ -98,6 +98,7 @@ def test_shared_network_is_updated_by_both_of_its_groups():
 
 
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.slow
 def test_one_device_equals_two_replicas(mirrored, schedule):
     def build():
         model = ToyAdversarial(schedule=SCHEDULES[schedule], ema=True, pool_size=6, seed=3)
@@ -144,6 +145,7 @@ class Interrupt(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("schedule", ["n_critic_5", "loss_triggered"])
+@pytest.mark.slow
 def test_kill_and_resume_mid_cycle_is_bit_identical(tmp_path, schedule):
     reference = _resumable_fit(tmp_path / "uninterrupted", schedule)
     with pytest.raises(KeyboardInterrupt):
