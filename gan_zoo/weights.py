@@ -232,10 +232,30 @@ def load_weights_into(model, weights, sha256=None):
         )
     check_weights_fit(model, path)
     try:
-        model.load_weights(str(path))
+        load_weights_quietly(model, path)
     except ValueError as error:
         raise ValueError(
             f"The weights in {path} do not fit this {type(model).__name__} "
             f"(is it the same model and config?): {error}"
         ) from error
     return model
+
+
+# Keras 3.15 warns "Skipping nested container at '_operations_by_depth/..."
+# once per depth of a functional network (keras-hub's ResNet-18, the zoo's
+# generators) loaded from a `.weights.h5` that Keras itself saved. That
+# container is the functional model's index of the layers its `layers`
+# collection has already loaded, so nothing is skipped (tests compare every
+# array). Warnings about any other container still reach the user.
+_LAYER_INDEX_CONTAINER = "_operations_by_depth/"
+
+
+def load_weights_quietly(model, path):
+    """`model.load_weights(path)` without Keras' warnings about a functional model's layer index."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(str(path))
+    for warning in caught:
+        text = str(warning.message)
+        if not (text.startswith("Skipping nested container at '") and _LAYER_INDEX_CONTAINER in text):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

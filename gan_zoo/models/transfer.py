@@ -41,6 +41,7 @@ import keras
 from keras import ops
 
 from gan_zoo.models.classifier import ZooClassifier
+from gan_zoo.weights import load_weights_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -140,30 +141,12 @@ def load_backbone(weights, *, build_random, build_imagenet, what, load_file=None
         return load_file(str(path)), f"file:{path}"
     backbone = build_random()
     try:
-        _load_weights_file(backbone, path)
+        load_weights_quietly(backbone, path)
     except (ValueError, KeyError) as error:
         raise ValueError(
             f"{option}: {path} does not fit the {what} backbone ({str(error).splitlines()[0][:200]})."
         ) from None
     return backbone, f"file:{path}"
-
-
-# Keras 3.15 warns "Skipping nested container at '_operations_by_depth/..."
-# once per depth of a functional backbone (keras-hub's ResNet-18) loaded from
-# a `.weights.h5` that Keras itself saved. That container is the functional
-# model's index of the layers its `layers` collection has already loaded, so
-# nothing is skipped (tests compare every array). Warnings about any other
-# container still reach the user.
-_MIRRORED_CONTAINER = "Skipping nested container at '_operations_by_depth/"
-
-
-def _load_weights_file(backbone, path):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        backbone.load_weights(str(path))
-    for warning in caught:
-        if not str(warning.message).startswith(_MIRRORED_CONTAINER):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def set_protocol(backbone, protocol, option="protocol"):
