@@ -70,10 +70,23 @@ TRAIN = ["train", "dcgan", "--set", "variant=v3", "--set", "image_size=50", "--s
 
 
 @pytest.mark.slow
-def test_two_gan_zoo_train_processes_finish_from_the_command_line(tmp_path):
+def test_two_gan_zoo_train_processes_equal_one_process_with_two_replicas(tmp_path, mirrored, monkeypatch):
     """The command users run: the strategy exists before TensorFlow's context does
-    (it failed with "Collective ops must be configured at program startup")."""
+    (it failed with "Collective ops must be configured at program startup").
+
+    Each replica draws its own latent vectors, so the reference is the same
+    command in one process over two replicas (two logical CPUs), not one device.
+    """
+    import contextlib
+    import io
+
     import gan_zoo
+    from gan_zoo import cli
+    from gan_zoo.training import distribute
+
+    monkeypatch.setattr(distribute, "get_strategy", lambda name="auto": mirrored)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main([*TRAIN, "--strategy", "mirrored", "--out", str(tmp_path / "single")]) == 0
 
     command = [sys.executable, "-c", "import sys; from gan_zoo.cli import main; sys.exit(main())"]
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
@@ -94,6 +107,9 @@ def test_two_gan_zoo_train_processes_finish_from_the_command_line(tmp_path):
     assert codes == [0, 0], "\n".join((tmp_path / f"cli{i}.log").read_text()[-3000:] for i in range(2))
     trained = gan_zoo.load_model(tmp_path / "multi" / "dcgan.keras")
     assert int(trained.step_counter.numpy()) == 30  # 480 demo patches, global batch 16, one epoch
+    reference = gan_zoo.load_model(tmp_path / "single" / "dcgan.keras")
+    for a, b in zip(reference.weights, trained.weights, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, rtol=0, err_msg=a.path)
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1]  # written by the chief only
 
