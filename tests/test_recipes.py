@@ -87,14 +87,17 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     ])
     assert sorted(results) == ["cruz_roa_cnn", "semi_cgan_w0.125", "small_cnn"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["split"] == "random patient split"  # --split auto on demo patients
+    assert metrics["split"].startswith("random patient split")  # --split auto on demo patients
     assert metrics["data"]["labelled_fraction"] == 0.5
     patches = metrics["data"]["patches"]
     assert abs(metrics["data"]["labelled_training_patches"] - patches["train"] / 2) <= 2
     for result in metrics["test_metrics"].values():
         assert result["threshold_source"] == "validation"
         assert result["n"] == patches["test"]
-    assert set(metrics["delong_vs_cgan"]) == {"cruz_roa_cnn", "small_cnn"}
+    assert metrics["reference"] == "semi_cgan_w0.125"
+    assert set(metrics["delong_vs_reference"]) == {"cruz_roa_cnn", "small_cnn"}
+    assert metrics["versions"]["keras"].startswith("3.") and metrics["options"]["width"] == 0.125
+    assert metrics["data"]["splits"][0]["patients"]["test"] == metrics["data"]["patients"]["test"]
     table = (out / "table.md").read_text()
     assert "Balanced accuracy" in table and "semi_cgan_w0.125" in table
     assert (out / "roc_test.png").is_file() and (out / "confusion_small_cnn.png").is_file()
@@ -162,7 +165,9 @@ def test_semi_cgan_recipe_scores_the_trained_discriminator_average(tmp_path, dem
 
 def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
     recipe = load_recipe("semi_cgan_idc")
-    with pytest.raises(ValueError, match="use --split random"):
+    from gan_zoo.errors import UsageError
+
+    with pytest.raises(UsageError, match="listed patients is present .*; use --split random"):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
 
 
@@ -192,7 +197,7 @@ def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_pat
     aurocs = [fold["results"]["small_cnn"]["auroc"] for fold in folds]
     assert summary["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
     assert summary["small_cnn"]["auroc"]["mean"] == pytest.approx(np.mean(aurocs))
-    paired = metrics["paired_vs_cgan"]["semi_cgan_w0.125 - small_cnn"]
+    paired = metrics["paired_vs_reference"]["semi_cgan_w0.125 - small_cnn"]
     cgan = [fold["results"]["semi_cgan_w0.125"]["auroc"] for fold in folds]
     assert paired["differences"] == pytest.approx(np.subtract(cgan, aurocs).tolist())
     assert len(paired["delong_p_per_fold"]) == 3
@@ -203,7 +208,7 @@ def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_pat
 
     # A fold interrupted after training is scored again from its backups; the
     # finished folds are read back; the summary is the same.
-    (out / "fold1" / "fold.json").unlink()
+    (out / "units" / "fold1.json").unlink()
     again = recipe.main(argv)
     assert again["small_cnn"]["auroc"]["folds"] == pytest.approx(aurocs)
 
@@ -220,7 +225,7 @@ def test_semi_cgan_tuning_folds_never_read_the_test_patients(tmp_path, demo):
     tune_metrics = json.loads((tuned / "metrics.json").read_text())
     plain_metrics = json.loads((plain / "metrics.json").read_text())
     assert tune_metrics["tuning"] and not plain_metrics["tuning"]
-    assert "folds run: fold1" in tune_metrics["split"]
+    assert tune_metrics["folds_run"] == ["fold1"]
     (tuning,), (evaluation,) = tune_metrics["folds"], plain_metrics["folds"]
     assert not (tuned / "fold0").exists() and not (plain / "fold2").exists()
     # Tuning scores fold1's validation patients, learns on the rest of its

@@ -354,7 +354,8 @@ def test_recipes_refuse_one_class_data_before_training(capsys, tmp_path, recipe)
     out = tmp_path / "run"
     status, err = one_line_status(capsys, recipe, ["--data-dir", str(data), "--out", str(out)])
     assert status == 2
-    assert re.search(r"The training patients( \(split seed 0\))? have no (labelled )?patches of class 1 \(idc\)", err), err
+    assert re.search(r"The (labelled )?training patients( \(split seed 0\))? have no (labelled )?"
+                     r"(patches|images) of class 1 \(idc\)", err), err
     assert "both classes" in err
     assert not any(out.glob("backup*"))
 

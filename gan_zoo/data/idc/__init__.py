@@ -73,6 +73,7 @@ from gan_zoo.data.idc.splits import (
     IDCSplit,
     balanced_records,
     class_weights,
+    cruz_roa_assignment,
     idc_kfold,
     idc_split,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "PATCH_SIZE",
     "balanced_records",
     "class_weights",
+    "cruz_roa_assignment",
     "download_idc",
     "extract_idc_archive",
     "idc_kfold",

@@ -30,6 +30,31 @@ CRUZ_ROA_TEST_PATIENTS = frozenset("""
 """.split())
 
 
+def cruz_roa_assignment(patients):
+    """Cruz-Roa et al.'s split of the `patients` present, for `PatientSplitter.fixed`.
+
+    The Kaggle copy of the release lacks the 49 test patients: then the 29
+    validation patients become the test set, and the validation patients
+    are carved from the others.
+
+    Args:
+        patients: the patient ids of the data.
+
+    Returns:
+        `({"validation": ..., "test": ...} or {"test": ...}, note)`, or
+        `(None, reason)` when none of the listed patients is present.
+    """
+    present = {str(p) for p in patients}
+    validation = present & CRUZ_ROA_VALIDATION_PATIENTS
+    test = present & CRUZ_ROA_TEST_PATIENTS
+    if test:
+        return {"validation": validation, "test": test}, "cruz_roa patient split"
+    if validation:
+        return {"test": validation}, ("cruz_roa: its 49 test patients are absent, so its "
+                                      "29 validation patients are the test set")
+    return None, "none of Cruz-Roa et al.'s listed patients is present"
+
+
 class IDCSplit(dict):
     """`{"train", "validation", "test"} -> set of patients`, plus metadata.
 

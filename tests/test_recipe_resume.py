@@ -1,0 +1,58 @@
+"""An interrupted recipe run, rerun, ends with the metrics of an uninterrupted one."""
+
+import json
+
+import keras
+import pytest
+
+from test_recipes import load_recipe
+
+VOLATILE = {"seconds", "wall_seconds", "train_seconds"}
+
+
+def comparable(document):
+    """metrics.json without wall times and the run folder's own path."""
+    if isinstance(document, dict):
+        return {k: comparable(v) for k, v in document.items() if k not in VOLATILE and k != "out"}
+    if isinstance(document, list):
+        return [comparable(v) for v in document]
+    return document
+
+
+class InterruptAtEpochEnd(keras.callbacks.Callback):
+    """Ctrl-C at the end of `epoch` (before that epoch's backup is written)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def demo(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GAN_ZOO_DEMO_DIR", str(tmp_path_factory.mktemp("demo")))
+
+
+@pytest.mark.slow
+def test_semi_cgan_recipe_interrupted_in_a_baseline_resumes_to_the_same_metrics(tmp_path, demo, monkeypatch):
+    recipe = load_recipe("semi_cgan_idc")
+    argv = ["--epochs", "1", "--width", "0.125", "--baselines", "small_cnn", "--baseline-epochs", "3",
+            "--batch-size", "32", "--eval-every", "0"]
+    recipe.main([*argv, "--out", str(tmp_path / "whole")])
+
+    train_classifier = recipe.train_classifier
+    monkeypatch.setattr(recipe, "train_classifier", lambda *a, **k: train_classifier(
+        *a, **k, callbacks=[InterruptAtEpochEnd(1)]))
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main([*argv, "--out", str(tmp_path / "resumed")])
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    assert any((tmp_path / "resumed" / "backup-small_cnn").iterdir())  # epoch 0 was kept
+    monkeypatch.setattr(recipe, "train_classifier", train_classifier)
+    recipe.main([*argv, "--out", str(tmp_path / "resumed")])
+
+    whole, resumed = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "resumed"))
+    assert comparable(resumed) == comparable(whole)
+    assert resumed["test_metrics"]["small_cnn"]["epochs"] == 3
