@@ -1,7 +1,10 @@
 """H&E data: PathologyGAN's HDF5 layout, the tiler, whole slides, the HDF5 stream."""
 
 import gc
+import json
 import os
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -186,6 +189,116 @@ def test_hdf5_stream_is_resumable_and_resized(tmp_path):
     assert not np.array_equal(batches[0], batches[2])  # epochs are reshuffled
     with pytest.raises(ValueError, match="fewer than batch_size"):
         hdf5_training_stream(tmp_path / "s.h5", batch_size=64, image_size=28)
+
+
+def _tiff_variants(image):
+    """Writers of `image` as the TIFF layouts the band reader handles, and two it leaves to Pillow."""
+    import tifffile
+
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 128, np.uint8)], axis=-1)
+    planar = np.moveaxis(image, -1, 0)
+    return {
+        "tiled.tif": lambda p: tifffile.imwrite(p, image, tile=(128, 128), photometric="rgb", compression="zlib"),
+        "big_tiles.tif": lambda p: tifffile.imwrite(p, image, tile=(512, 512), photometric="rgb"),
+        "strips.tif": lambda p: tifffile.imwrite(p, image, photometric="rgb", compression="lzw", predictor=True,
+                                                 rowsperstrip=16),
+        "one_strip.tif": lambda p: tifffile.imwrite(p, image, photometric="rgb"),  # read straight from the file
+        "pillow.tif": lambda p: Image.fromarray(image).save(p, compression="tiff_adobe_deflate"),
+        "planar.tif": lambda p: tifffile.imwrite(p, planar, photometric="rgb", planarconfig="separate",
+                                                 compression="zlib", rowsperstrip=50),
+        "grey.tif": lambda p: tifffile.imwrite(p, image[..., 1], photometric="minisblack", compression="packbits",
+                                               rowsperstrip=100),
+        "rgba.tif": lambda p: tifffile.imwrite(p, rgba, photometric="rgb", extrasamples=[2], tile=(256, 256)),
+        # Decoded whole by Pillow: lossy JPEG inside a TIFF, and a PNG.
+        "jpeg.tif": lambda p: Image.fromarray(image).save(p, compression="jpeg"),
+        "image.png": lambda p: Image.fromarray(image).save(p),
+    }
+
+
+def test_tiff_tiles_read_by_band_match_the_whole_image_tiler(tmp_path, monkeypatch):
+    from gan_zoo.data.he import tiles as tiles_module
+
+    image = tissue(700, 900, seed=2)
+    image[:, :300] = 255  # background columns and a background corner
+    image[500:, 600:] = 250
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, write in _tiff_variants(image).items():
+        write(folder / name)
+    sources = scan_he_images(folder, split_by="image")
+    splits = {s.group: "test" for s in sources[::2]}  # test: plain tiles; train: 8 symmetries each
+    # The reference: each file decoded whole by Pillow, tiled in memory.
+    expected, background = {"train": [], "test": []}, 0
+    for source in sources:
+        split = splits.get(source.group, "train")
+        tiles, _, counts = tile_image(tiles_module.load_rgb(source.path))
+        background += counts.background
+        for tile in tiles:
+            expected[split].extend(dihedral(tile) if split == "train" else [tile])
+    assert all(expected.values())
+
+    whole = {"jpeg.tif", "image.png"}
+    load_rgb = tiles_module.load_rgb
+
+    def only_formats_without_region_reads(path):
+        assert os.path.basename(path) in whole, f"{path} was decoded whole"
+        return load_rgb(path)
+
+    monkeypatch.setattr(tiles_module, "load_rgb", only_formats_without_region_reads)
+    # batch=5: batches span tile rows and files.
+    summary = write_tiles(sources, tmp_path / "tiles.h5", splits, augment=("train",), batch=5)
+    assert summary["background_dropped"] == background
+    for split, tiles in expected.items():
+        assert summary["tiles"][split] == len(tiles)
+        with PathologyHDF5(tmp_path / "tiles.h5", split) as written:
+            np.testing.assert_array_equal(written.read(np.arange(len(written))), np.stack(tiles))
+
+
+_PEAK_RSS_CHILD = """
+import json, sys
+from gan_zoo.data.he import HESource, write_tiles
+
+def status(key):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key))
+
+small, large, out = sys.argv[1:4]
+# A small TIFF first, so lazy imports (tifffile, zarr, h5py, Pillow) and
+# reader threads are in the baseline, not in the growth.
+write_tiles([HESource(small, "a")], out, augment=False, batch=32)
+baseline = status("VmRSS:")
+summary = write_tiles([HESource(large, "a")], out, augment=False, batch=32)
+print(json.dumps({"growth": status("VmHWM:") - baseline, "tiles": summary["tiles"]}))
+"""
+
+
+def test_write_tiles_memory_stays_flat_in_the_size_of_a_tiff(tmp_path):
+    import tifffile
+
+    size = 6000
+    image = np.full((size, size, 3), 255, np.uint8)
+    image[: size // 2] = np.tile(tissue(500, 500), (size // 1000, size // 500, 1))  # top half tissue
+    options = dict(tile=(256, 256), photometric="rgb")
+    tifffile.imwrite(tmp_path / "large.tif", image, **options)
+    tifffile.imwrite(tmp_path / "small.tif", image[:512, :512], **options)
+    image_bytes = image.nbytes
+    del image
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS_CHILD, *(str(tmp_path / n) for n in ("small.tif", "large.tif", "x.h5"))],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:  # pytest keeps the last runs' tmp_path: not 300 MB of them
+        for name in ("large.tif", "x.h5"):
+            (tmp_path / name).unlink(missing_ok=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["tiles"]["train"] > 1000  # the tissue half was tiled
+    # Read by bands: a few bands of 6000 x ~480 rows (8.6 MB each), one batch
+    # and the readers' buffers, about 50 MB. Decoding the image whole costs
+    # its 108 MB at least (Pillow's copies and stacked tiles: 500 MB here).
+    bound = image_bytes
+    assert result["growth"] < bound, f"peak RSS grew {result['growth'] / 2**20:.0f} MiB (bound {bound / 2**20:.0f})"
 
 
 # ---------------------------------------------------------------- whole slides

@@ -10,12 +10,18 @@ with whole source images (slides, patients) assigned to one split, never
 tiles of one image to two.
 
 Whole-slide images (.svs, pyramidal .tif) are read region by region with
-`gan_zoo.data.he.slides`, never whole.
+`gan_zoo.data.he.slides`, never whole. Ordinary TIFF files are read a band
+of rows at a time through tifffile (and zarr, for compressed strips and
+tiles), so `write_tiles` holds one band and one batch of tiles however large
+the image; PNG, JPEG and BMP cannot be read in part and are decoded whole,
+but their tiles are still streamed to the writer rather than stacked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 import pathlib
 import re
 
@@ -86,19 +92,195 @@ def tile_image(image, tile_size=224, overlap=0.5, threshold=215, max_background=
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}.")
-    image = image[..., :3]
     tiles, corners, counts = [], [], TileCounts()
-    for y, x in tile_grid(image.shape[0], image.shape[1], tile_size, overlap):
-        tile = image[y : y + tile_size, x : x + tile_size]
-        if is_background(tile, threshold, max_background):
-            counts.background += 1
-            continue
-        tiles.append(tile)
-        corners.append((y, x))
-        counts.kept += 1
+    for row_tiles, row_corners, row_counts in _tile_rows(
+        _ArrayRows(image[..., :3]), tile_size, overlap, threshold, max_background,
+    ):
+        tiles.extend(row_tiles)
+        corners.extend(row_corners)
+        counts.add(row_counts)
     shape = (0, tile_size, tile_size, 3)
     return (np.stack(tiles) if tiles else np.zeros(shape, np.uint8),
             np.asarray(corners, np.int64).reshape(-1, 2), counts)
+
+
+def _tile_rows(rows, tile_size, overlap, threshold, max_background):
+    """Yields `(tiles, corners, TileCounts)` per row of the tile grid, background dropped.
+
+    Tiles come in `tile_grid` order, as views of a band of image rows. Rows
+    are read in whole strips or tiles of the file (`rows.chunk_rows`), so
+    each is decoded once, and rows above the current tile row are let go:
+    the band is about `tile_size + rows.chunk_rows` image rows.
+
+    Args:
+        rows: an `_ArrayRows` or `_TiffRows`.
+        tile_size, overlap, threshold, max_background: as `tile_image`.
+    """
+    corners = tile_grid(rows.height, rows.width, tile_size, overlap)
+    band, first = np.zeros((0, rows.width, 3), np.uint8), 0  # band: image rows [first, first + len)
+    for y, row in itertools.groupby(corners, key=operator.itemgetter(0)):
+        end = first + len(band)
+        if y + tile_size > end:
+            start = max(end, y)
+            chunk = rows.chunk_rows
+            stop = min(rows.height, -(-(y + tile_size) // chunk) * chunk)
+            fresh = rows.read(start, stop)
+            if y < end:  # the rows this tile row shares with the last one are kept, not read again
+                band, first = np.concatenate([band[y - first :], fresh]), y
+            else:
+                band, first = fresh, start
+        tiles, kept, counts = [], [], TileCounts()
+        for _, x in row:
+            tile = band[y - first : y - first + tile_size, x : x + tile_size]
+            if is_background(tile, threshold, max_background):
+                counts.background += 1
+                continue
+            tiles.append(tile)
+            kept.append((y, x))
+            counts.kept += 1
+        yield tiles, kept, counts
+
+
+class _ArrayRows:
+    """Rows of an image already in memory, for `_tile_rows`.
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+    """
+
+    def __init__(self, image):
+        self.image = image
+        self.height, self.width = int(image.shape[0]), int(image.shape[1])
+        self.chunk_rows = max(1, self.height)  # one read, a view: never copied
+
+    def read(self, start, stop):
+        return self.image[start:stop]
+
+    def close(self):
+        self.image = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# Codecs that decode to the same bytes in any library; a TIFF compressed
+# otherwise (JPEG, JPEG 2000, WebP) goes through Pillow, whose decoder
+# defines the pixels `load_rgb` gives.
+_LOSSLESS_TIFF_CODECS = (1, 5, 8, 32773, 32946, 34925, 50000)  # none, LZW, deflate x2, PackBits, LZMA, Zstd
+
+
+class _TiffRows:
+    """Rows of the first page of a TIFF file, read from disk a band at a time.
+
+    Only opened (`_open_tiff_rows`) for pages whose RGB pixels are exactly
+    what `load_rgb` gives: 8-bit RGB (alpha dropped) or grey, losslessly
+    compressed, top-left orientation.
+
+    Args:
+        tif: the file, open (`tifffile.TiffFile`); closed with this reader.
+        path: its path, for error messages.
+    """
+
+    def __init__(self, tif, path):
+        self.path = path
+        self._tif = tif
+        self._page = page = tif.pages[0]
+        self.height, self.width = int(page.imagelength), int(page.imagewidth)
+        self.samples = int(page.samplesperpixel)
+        self._separate = page.planarconfig == 2 and self.samples > 1
+        # Uncompressed rows stored in order are read straight from the file,
+        # any rows at a time; zarr would decode a whole strip, and writers
+        # often store an uncompressed image as one strip.
+        self._contiguous = page.is_contiguous and page.is_final and not self._separate
+        self._zarr, self.chunk_rows, self._columns = None, 1, self.width
+        if not self._contiguous:
+            import zarr
+
+            self._zarr = zarr.open_array(page.aszarr(), mode="r")
+            self.chunk_rows = int(page.tilelength if page.is_tiled else page.rowsperstrip)
+            if page.is_tiled:
+                # zarr holds every compressed and decoded tile of a read at
+                # once: reading about 1024 columns (whole tiles) at a time
+                # keeps that small. A strip spans the width, so strips are
+                # read whole, once.
+                tile_width = int(page.tilewidth)
+                self._columns = tile_width * max(1, 1024 // tile_width)
+        self.chunk_rows = max(1, min(self.chunk_rows, self.height))
+
+    def read(self, start, stop):
+        """Image rows `[start, stop)` as uint8 `[stop - start, W, 3]`."""
+        try:
+            if self._contiguous:
+                row_bytes = self.width * self.samples
+                handle = self._tif.filehandle
+                handle.seek(self._page.dataoffsets[0] + start * row_bytes)
+                data = handle.read((stop - start) * row_bytes)
+                if len(data) != (stop - start) * row_bytes:
+                    raise ValueError("the file is truncated")
+                pixels = np.frombuffer(data, np.uint8).reshape(stop - start, self.width, self.samples)
+            elif self._separate:
+                pixels = np.moveaxis(self._zarr[:, start:stop], 0, -1)
+            else:
+                pixels = np.empty((stop - start, self.width, self.samples), np.uint8)
+                for left in range(0, self.width, self._columns):
+                    right = min(left + self._columns, self.width)
+                    pixels[:, left:right] = np.asarray(self._zarr[start:stop, left:right]).reshape(
+                        stop - start, right - left, self.samples)
+        except Exception as error:  # noqa: BLE001 - name the file, as load_rgb does
+            raise ValueError(f"Cannot read the image {self.path}: {error}") from None
+        if self.samples == 1:
+            return np.repeat(pixels, 3, axis=-1)
+        return pixels[..., :3]
+
+    def close(self):
+        self._tif.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _open_tiff_rows(path):
+    """A `_TiffRows` for `path`, or None when it is no TIFF tifffile can read as `load_rgb` would."""
+    if pathlib.Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception:  # noqa: BLE001 - Pillow may still read it (or says why not)
+        return None
+    try:
+        page = tif.pages[0]
+        samples = int(page.samplesperpixel)
+        extra = tuple(int(e) for e in page.extrasamples)
+        # Pillow's convert("RGB"): RGB, RGB plus an unassociated or
+        # unspecified fourth sample (dropped), or grey (repeated).
+        # Associated alpha is un-premultiplied by Pillow, so it is left to it.
+        rgb = page.photometric == 2 and (samples == 3 or (samples == 4 and extra in ((0,), (2,))))
+        grey = page.photometric == 1 and samples == 1
+        if (
+            (rgb or grey)
+            and page.dtype == np.uint8 and page.bitspersample == 8 and page.sampleformat == 1
+            and page.compression in _LOSSLESS_TIFF_CODECS and page.fillorder == 1
+            and page.imagedepth == 1 and page.tags.valueof(274, 1) == 1  # Orientation: top-left
+        ):
+            return _TiffRows(tif, path)
+    except Exception:  # noqa: BLE001 - an odd file: Pillow reads it whole, or says why not
+        pass
+    tif.close()
+    return None
+
+
+def _open_rows(path):
+    """Rows of an image file: read by band from a TIFF file where possible, else decoded whole."""
+    rows = _open_tiff_rows(path)
+    return rows if rows is not None else _ArrayRows(load_rgb(path))
 
 
 # ------------------------------------------------------------------- sources
@@ -178,7 +360,8 @@ def load_rgb(path):
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            # convert() copies even an RGB image: one decoded copy fewer at the peak.
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except Image.DecompressionBombError as error:
         raise ValueError(
             f"Cannot read the image {path}: {error.args[0].split(', could be')[0]} (Pillow's guard "
@@ -207,7 +390,11 @@ def write_tiles(
         magnification: for whole-slide images, the magnification to read
             them at (e.g. 20); None reads ordinary images as they are and
             slides at their base magnification.
-        batch: tiles written per HDF5 append (memory: one batch).
+        batch: tiles written per HDF5 append. Memory: one batch, plus one
+            row of tiles of a slide, a band of rows of a TIFF file
+            (`tile_size` rows and a strip or tile of the file), or the
+            decoded image for files that cannot be read in part (PNG, JPEG,
+            BMP, JPEG-compressed TIFF).
 
     Returns:
         {"path", "tiles": {split: n}, "background_dropped": n, "images": n,
@@ -226,35 +413,46 @@ def write_tiles(
     counts = TileCounts()
     groups = {}
     with PathologyHDF5Writer(path, (tile_size, tile_size, 3)) as writer:
-        pending, too_small = {}, []
+        # Tiles are copied into one preallocated batch per split as they come:
+        # a list of views would keep alive every band of image rows they
+        # were cut from until the batch is written.
+        batch = max(1, int(batch))
+        pending, too_small = {}, []  # split: [uint8 batch buffer, tiles in it]
 
-        def flush(split, force=False):
-            tiles = pending.get(split, [])
-            if tiles and (force or len(tiles) >= batch):
-                writer.add(split, np.stack(tiles))
-                pending[split] = []
+        def put(split, tile):
+            if split not in pending:
+                pending[split] = [np.empty((batch, tile_size, tile_size, 3), np.uint8), 0]
+            buffer, filled = pending[split]
+            buffer[filled] = tile
+            pending[split][1] = filled = filled + 1
+            if filled == batch:
+                writer.add(split, buffer)
+                pending[split][1] = 0
+
+        def add(split, parts):
+            for tiles, part_counts in parts:
+                counts.add(part_counts)
+                for tile in tiles:
+                    for version in dihedral(tile) if split in augment else [tile]:
+                        put(split, version)
 
         for source in sources:
             split = splits.get(source.group, "train")
             groups.setdefault(split, set()).add(source.group)
             if is_slide(source.path):
-                parts = slide_tiles(
+                add(split, slide_tiles(
                     source.path, magnification=magnification, tile_size=tile_size,
                     overlap=overlap, threshold=threshold, max_background=max_background,
-                )
-            else:
-                image = load_rgb(source.path)
-                if min(image.shape[:2]) < tile_size:
-                    too_small.append(f"{source.path} ({image.shape[1]}x{image.shape[0]})")
-                tiles, _, image_counts = tile_image(image, tile_size, overlap, threshold, max_background)
-                parts = [(tiles, image_counts)]
-            for tiles, part_counts in parts:
-                counts.add(part_counts)
-                for tile in tiles:
-                    pending.setdefault(split, []).extend(dihedral(tile) if split in augment else [tile])
-                    flush(split)
-        for split in list(pending):
-            flush(split, force=True)
+                ))
+                continue
+            with _open_rows(source.path) as rows:
+                if min(rows.height, rows.width) < tile_size:
+                    too_small.append(f"{source.path} ({rows.width}x{rows.height})")
+                parts = _tile_rows(rows, tile_size, overlap, threshold, max_background)
+                add(split, ((tiles, part_counts) for tiles, _, part_counts in parts))
+        for split, (buffer, filled) in pending.items():
+            if filled:
+                writer.add(split, buffer[:filled])
         written = dict(writer.counts)
     return {
         "path": str(path),
