@@ -2,16 +2,13 @@
 
 Trains one class-conditional DCGAN on the training patients' 50x50 patches,
 saves sample grids (one row per class), scores its samples' KID and FID
-against the validation patients with a domain feature extractor (the small
-CNN trained on the real training patients), and scores the generator
-downstream:
-a small CNN trained on real, synthetic, and real + synthetic patches is
-evaluated on held-out test patients once, after training (threshold chosen
-on validation patients); with --eval-every N the same classifiers are scored
-on the VALIDATION patients every N epochs. The model is saved before the
-downstream evaluation, and the data (both classes in every split, full
-batches, readable patches) is checked before training. Without --data-dir
-it runs on the procedural demo data.
+against the validation patients in a domain feature extractor (the small CNN
+trained once on the real training patients, reused on resume), and scores
+the generator downstream: a small CNN trained on real, synthetic, and real +
+synthetic patches is evaluated on the test patients once, after training,
+at a threshold chosen on validation patients (with --eval-every N the same
+classifiers are scored on the VALIDATION patients every N epochs). The data
+is checked before training; without --data-dir it runs on the demo data.
 
 IDC patches are 50x50 and are trained at that size: another --image-size is
 refused. The IDC size policy pads or crops (it never stretches, so that the
@@ -26,14 +23,13 @@ first, which the pipeline's single size policy cannot express.
 
 import argparse
 import sys
-import time
 
+import keras
 import numpy as np
 
 import gan_zoo
 from gan_zoo.arguments import non_negative_int, positive_float, positive_int, seed
 from gan_zoo.errors import UsageError
-from gan_zoo.data.idc import scan_idc_for_command
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.layers.diff_augment import parse_policy
@@ -47,9 +43,8 @@ from gan_zoo.training.distribute import STRATEGIES, get_strategy
 from gan_zoo.training.generative_eval import GenerativeEvaluation
 from gan_zoo.training.downstream import AugmentationEvaluation, load_arrays
 from gan_zoo.training.loop import train_gan
-from gan_zoo.data.idc import idc_size_problem
-from gan_zoo.experiments import recipe_main, recipe_parser, start_run
-from gan_zoo.experiments.evaluation import add_operating_point_option
+from gan_zoo.experiments import (PatientSplitter, Report, add_operating_point_option, recipe_main,
+                                 recipe_parser, require_both_classes, require_full_batches, start_run, train_once)
 
 NAME = "dcgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -100,7 +95,7 @@ def parse_args(argv=None):
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy")
     args = parser.parse_args(argv)
-    problem = idc_size_problem(args.image_size)
+    problem = idc.idc_size_problem(args.image_size)
     if problem:
         parser.error(f"--image-size {args.image_size}: {problem}")
     if args.epochs is None:
@@ -108,54 +103,22 @@ def parse_args(argv=None):
     return args
 
 
-def check_before_training(records, args):
-    """Refuses data the run cannot use, before any training.
-
-    The conditional GAN needs both classes in the training patients and at
-    least one full batch; the downstream evaluation's needs are checked by
-    `AugmentationEvaluation` (both classes in every split, one full
-    classifier batch).
-
-    Args:
-        records: {"train", "validation", "test"} -> `ImageRecord`s.
-        args: the parsed options.
-    """
-    for name, recs in records.items():
-        labels = {r.label for r in recs}
-        missing = [f"{label} ({idc.CLASS_NAMES[label]})" for label in (0, 1) if label not in labels]
-        if missing:
-            raise UsageError(
-                f"The {'training' if name == 'train' else name} patients (split seed "
-                f"{args.split_seed}) have no patches of class "
-                f"{missing[0]}: the conditional GAN and its evaluation need both classes in "
-                "every split; use data with both classes (or another --split-seed)."
-            )
-    if len(records["train"]) < args.batch_size:
-        raise UsageError(
-            f"The training patients have {len(records['train'])} patches, fewer than "
-            f"--batch-size {args.batch_size}: not one full batch."
-        )
-
-
 @recipe_main
 def main(argv=None):
     args = parse_args(argv)
     run = start_run(NAME, args)
-    started = time.perf_counter()
+    report = Report(run)
 
     # Data: patients split 70/15/15, never patches. Every patch is decoded
     # while scanning, so a bad file stops the run here, not mid-training.
     data_dir = args.data_dir or demo_dir("histology")
-    dataset = scan_idc_for_command(data_dir, args.on_error)
-    split = idc.idc_split(dataset, scheme="random", seed=args.split_seed)
-    records = {name: dataset.records(patients) for name, patients in split.items()}
+    dataset = idc.scan_idc_for_command(data_dir, args.on_error)
     print(dataset.summary())
-    check_before_training(records, args)
-    size = (args.image_size, args.image_size)
-    arrays = {
-        name: load_arrays(recs, size, size_policy=POLICY)
-        for name, recs in records.items()
-    }
+    split = PatientSplitter(seed=args.split_seed).random(dataset.records())
+    require_both_classes({{"train": "training"}.get(part, part): [r.label for r in split[part]] for part in split.parts},
+                         split.name, "use data with both classes or another --split-seed", idc.CLASS_NAMES)
+    require_full_batches({"The GAN (--batch-size)": (args.batch_size, len(split["train"]))}, split.name)
+    arrays = {part: load_arrays(split[part], (args.image_size,) * 2, size_policy=POLICY) for part in split.parts}
     try:  # checks what the downstream evaluation needs, before training
         evaluation = AugmentationEvaluation(
             arrays["train"], arrays["validation"], arrays["test"],
@@ -167,93 +130,60 @@ def main(argv=None):
         raise UsageError(f"{error} Lower --eval-batch-size or use more data.") from None
 
     # The domain feature extractor for FID/KID: the downstream classifier
-    # trained on the real TRAINING patients; the reference is the
-    # validation patients (test patients are never scored during training).
-    extractor = KerasLayerExtractor(
-        evaluation.real_classifier(), "gap",
-        weights_source=f"small_cnn (width {args.eval_width}) trained on this run's training patients",
-    )
-    reference = extract_features(
-        arrays["validation"][0], extractor, split="validation", progress=False,
-        name=f"{data_dir} validation patients (split seed {args.split_seed})",
-    )
-    # Generated sets take the reference's class mix, so FID/KID compare
-    # tissue, not class proportions.
+    # trained on the real TRAINING patients, once per run (a resumed run
+    # reads it back); the reference is the validation patients.
+    with report.stage("feature_extractor"):
+        path, extractor_info = train_once(run, "feature_extractor", lambda: (evaluation.real_classifier(), {
+            "what": f"small_cnn (width {args.eval_width}) trained on this run's training patients"}))
+        evaluation.use_real_classifier(keras.models.load_model(path))
+    extractor = KerasLayerExtractor(evaluation.real_classifier(), "gap", weights_source=extractor_info["what"])
+    reference = extract_features(arrays["validation"][0], extractor, split="validation", progress=False,
+                                 name=f"{data_dir} validation patients (split seed {args.split_seed})")
+    # Generated sets take the reference's class mix, so FID/KID compare tissue, not class proportions.
     scoring = dict(labels=arrays["validation"][1], n=len(arrays["validation"][1]), seed=args.seed)
 
-    # Model.
-    strategy = get_strategy(args.strategy)
-    with strategy.scope():
-        gan = gan_zoo.load(
-            "dcgan", variant=args.variant, image_size=args.image_size,
-            base_filters=args.base_filters, num_classes=2, seed=args.seed,
-            ema_half_life_steps=args.ema_half_life, augment_policy=args.augment,
-        )
+    with get_strategy(args.strategy).scope():
+        gan = gan_zoo.load("dcgan", variant=args.variant, image_size=args.image_size,
+                           base_filters=args.base_filters, num_classes=2, seed=args.seed,
+                           ema_half_life_steps=args.ema_half_life, augment_policy=args.augment)
         gan.compile(jit_compile=args.jit)
 
     # Per-epoch downstream scores and KID use the VALIDATION patients only.
-    callbacks = []
-    if args.kid_every:
-        callbacks.append(GenerativeEvaluation(
-            reference, extractor, every_epochs=args.kid_every,
-            provenance_path=run.path("generative_metrics.jsonl"), **scoring,
-        ))
-    epoch_logs = train_gan(
-        gan, records["train"], run,
-        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        size_policy=POLICY, sample_every=args.sample_every, sample_upscale=2, callbacks=callbacks,
-        evaluate=evaluation.validation_hook() if args.eval_every else None,
-        evaluate_every=args.eval_every or 1,
-    )
-    # Saved before the evaluation, so a failing evaluation loses no training.
-    gan.save(run.path("dcgan.keras"))
+    callbacks = [GenerativeEvaluation(reference, extractor, every_epochs=args.kid_every,
+                                      provenance_path=run.path("generative_metrics.jsonl"), **scoring)
+                 ] if args.kid_every else []
+    with report.stage("gan"):
+        logs = train_gan(gan, split["train"], run, epochs=args.epochs, batch_size=args.batch_size,
+                         seed=args.seed, size_policy=POLICY, sample_every=args.sample_every, sample_upscale=2,
+                         callbacks=callbacks, evaluate=evaluation.validation_hook() if args.eval_every else None,
+                         evaluate_every=args.eval_every or 1)
+    gan.save(run.path("dcgan.keras"))  # before the evaluation: a failing evaluation loses no training
+    save_loss_curves(run.path("losses.png"), {k: [e[k] for e in logs] for k in ("d_loss", "g_loss")})
 
-    # Generative quality against the validation patients, with provenance.
-    fake = extract_features(gan, extractor, progress=False, name="dcgan samples", **scoring)
-    fid_problem = fid_sample_problem(reference.n, fake.n, reference.mean.shape[0])
-    generative = compute_scores(
-        reference, fake, seed=args.seed, kid_subset_size=min(1000, reference.n),
-        metrics=("kid",) if fid_problem else ("kid", "fid"),
-    )
-
-    # Downstream evaluation on the test patients, once.
-    downstream = {**evaluation.real_baseline(), **evaluation.test_metrics(gan)}
-    save_loss_curves(
-        run.path("losses.png"),
-        {k: [e[k] for e in epoch_logs] for k in ("d_loss", "g_loss")},
-    )
-    # Train steps only (not sample grids, backups, evaluation), and not the
-    # first epoch of a fit call, which traces the train step.
-    steady = [e for e in epoch_logs if e.get("fit_epoch", 1) > 1] or epoch_logs
-    images_per_epoch = len(records["train"]) // args.batch_size * args.batch_size
-    images_per_second = float(np.mean([images_per_epoch / e["train_seconds"] for e in steady]))
-    metrics = {
-        "model": "dcgan",
-        "variant": args.variant,
-        "epochs": len(epoch_logs),
-        "final": {k: epoch_logs[-1][k] for k in ("d_loss", "g_loss")},
-        "train_images_per_second": images_per_second,
+    with report.stage("evaluation"):  # generative quality on validation, downstream on test patients once
+        fake = extract_features(gan, extractor, progress=False, name="dcgan samples", **scoring)
+        fid_problem = fid_sample_problem(reference.n, fake.n, reference.mean.shape[0])
+        generative = compute_scores(reference, fake, seed=args.seed, kid_subset_size=min(1000, reference.n),
+                                    metrics=("kid",) if fid_problem else ("kid", "fid"))
+        downstream = {**evaluation.real_baseline(), **evaluation.test_metrics(gan)}
+    # Train steps only: not the first epoch of a fit call, which traces the train step.
+    steady = [e for e in logs if e.get("fit_epoch", 1) > 1] or logs
+    per_epoch = len(split["train"]) // args.batch_size * args.batch_size
+    metrics = report.write({
+        "model": "dcgan", "variant": args.variant, "epochs": len(logs),
+        "final": {k: logs[-1][k] for k in ("d_loss", "g_loss")},
+        "train_images_per_second": float(np.mean([per_epoch / e["train_seconds"] for e in steady])),
         "train_images_per_second_method": "train-step time of epochs after the first of each fit call",
-        "wall_seconds": time.perf_counter() - started,
-        "downstream_test": downstream,
-        "generative_validation": generative,
+        "downstream_test": downstream, "generative_validation": generative, "feature_extractor": extractor_info,
         "downstream_protocol": (
-            f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, batch "
-            f"{args.eval_batch_size}, trained on real / synthetic / real+synthetic train "
-            f"patches; {args.operating_point.describe()}; scored on test patients "
-            "once after training (per-epoch scores in metrics.jsonl: validation patients)"
-        ),
-        "data": {
-            "source": str(data_dir),
-            "patients": {k: len(v) for k, v in split.items()},
-            "patches": {k: len(v) for k, v in records.items()},
-            "off_size_patches": len(dataset.off_size),
-            "skipped_files": len(dataset.skipped),
-            "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
-        },
+            f"small_cnn width {args.eval_width}, {args.eval_epochs} epochs, batch {args.eval_batch_size}, "
+            f"trained on real / synthetic / real+synthetic train patches; {args.operating_point.describe()}; "
+            "scored on test patients once after training (per-epoch scores in metrics.jsonl: validation)"),
         "samples": sorted(str(p.name) for p in run.path("samples").glob("*.png")),
-    }
-    run.write_metrics(metrics)
+    }, data={"source": str(data_dir), "split": split.summary(), "patients": split.summary()["patients"],
+             "patches": split.summary()["records"], "off_size_patches": len(dataset.off_size),
+             "skipped_files": len(dataset.skipped),
+             "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]]})
     print(f"\nRun folder: {run.directory}")
     for key in ("real_auroc", "synthetic_auroc", "augmented_auroc"):
         print(f"  {key:>18}: {downstream[key]:.3f}")

@@ -37,16 +37,11 @@ from gan_zoo import metrics as clinical
 from gan_zoo.arguments import fraction, non_negative_int, positive_float, positive_int
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
-from gan_zoo.data.idc import scan_idc_for_command
 from gan_zoo.data.splits import UNLABELLED, hide_labels
 from gan_zoo.errors import UsageError
-from gan_zoo.experiments import PatientSplitter, recipe_main, recipe_parser, start_run
-from gan_zoo.experiments.command_line import add_split_options, checked_model_config, zoo_classifiers
-from gan_zoo.experiments.checks import require_both_classes, require_full_batches
-from gan_zoo.experiments.comparison import Comparison, compare_on_splits
-from gan_zoo.experiments.evaluation import add_operating_point_option
-from gan_zoo.experiments.report import Report
-from gan_zoo.experiments.units import Units
+from gan_zoo.experiments import (PatientSplitter, Report, Units, add_operating_point_option, add_split_options,
+                                 checked_model_config, compare_on_splits, Comparison, recipe_main, recipe_parser,
+                                 require_both_classes, require_full_batches, start_run, zoo_classifiers)
 from gan_zoo.metrics.plots import save_loss_curves
 from gan_zoo.training.classify import predict_scores, train_classifier
 from gan_zoo.training.distribute import STRATEGIES, get_strategy
@@ -173,7 +168,7 @@ def main(argv=None):
     run = start_run(NAME, args, option_defaults={"cgan_config": dict(gan_zoo.get_spec("semi_cgan").config)},
                     cgan_config=args.cgan_config)
     data_dir = args.data_dir or demo_dir("histology")
-    dataset = scan_idc_for_command(data_dir, args.on_error)
+    dataset = idc.scan_idc_for_command(data_dir, args.on_error)
     print(dataset.summary())
     splits = make_splits(dataset, args)
     for split in splits:  # every split checked before any training

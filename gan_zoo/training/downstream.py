@@ -188,6 +188,15 @@ class AugmentationEvaluation:
             self._real_model = self._fit(*self.train)
         return self._real_model
 
+    def use_real_classifier(self, model):
+        """Takes `model` as the classifier trained on the real training images.
+
+        For a resumed run: the classifier its first invocation trained and
+        saved (`gan_zoo.experiments.kept_models.train_once`), so that the
+        run's feature extractor and real baseline do not change.
+        """
+        self._real_model = model
+
     def real_baseline(self):
         """Test metrics of the classifier trained on real images only (once)."""
         if self._real is None:
