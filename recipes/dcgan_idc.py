@@ -24,7 +24,6 @@ first, which the pipeline's single size policy cannot express.
 import argparse
 import sys
 
-import keras
 import numpy as np
 
 import gan_zoo
@@ -133,9 +132,9 @@ def main(argv=None):
     # trained on the real TRAINING patients, once per run (a resumed run
     # reads it back); the reference is the validation patients.
     with report.stage("feature_extractor"):
-        path, extractor_info = train_once(run, "feature_extractor", lambda: (evaluation.real_classifier(), {
+        model, extractor_info = train_once(run, "feature_extractor", lambda: (evaluation.real_classifier(), {
             "what": f"small_cnn (width {args.eval_width}) trained on this run's training patients"}))
-        evaluation.use_real_classifier(keras.models.load_model(path))
+        evaluation.use_real_classifier(model)
     extractor = KerasLayerExtractor(evaluation.real_classifier(), "gap", weights_source=extractor_info["what"])
     reference = extract_features(arrays["validation"][0], extractor, split="validation", progress=False,
                                  name=f"{data_dir} validation patients (split seed {args.split_seed})")
@@ -157,7 +156,7 @@ def main(argv=None):
                          seed=args.seed, size_policy=POLICY, sample_every=args.sample_every, sample_upscale=2,
                          callbacks=callbacks, evaluate=evaluation.validation_hook() if args.eval_every else None,
                          evaluate_every=args.eval_every or 1)
-    gan.save(run.path("dcgan.keras"))  # before the evaluation: a failing evaluation loses no training
+    run.save_model(gan, "dcgan.keras")  # before the evaluation: a failing evaluation loses no training
     save_loss_curves(run.path("losses.png"), {k: [e[k] for e in logs] for k in ("d_loss", "g_loss")})
 
     with report.stage("evaluation"):  # generative quality on validation, downstream on test patients once

@@ -126,7 +126,7 @@ def train_and_score(split, run, args):
         train_classifier(model, labelled, epochs=epochs, batch_size=model.default_training()["batch_size"],
                          seed=args.seed, size_policy=POLICY, class_weight=weights,
                          backup_dir=run.path(f"backup-{name}"))
-        model.save(run.path(f"{name}.keras"))  # before scoring: nothing trained is lost
+        run.save_model(model, f"{name}.keras")  # before scoring: nothing trained is lost
         comparison.add(name, scores(model), epochs=epochs)
 
     if not args.skip_gan:
@@ -144,7 +144,7 @@ def train_and_score(split, run, args):
         logs = train_gan(gan, train, run, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          size_policy=POLICY, sample_upscale=3, evaluate_every=args.eval_every or 1,
                          evaluate=validation_auroc if args.eval_every else None)
-        gan.save(run.path("semi_cgan.keras"))  # before scoring: nothing trained is lost
+        run.save_model(gan, "semi_cgan.keras")  # before scoring: nothing trained is lost
         comparison.add(cgan_name(args), scores(gan.classifier()), epochs=len(logs))
         save_loss_curves(run.path("losses.png"),
                          {k: [e[k] for e in logs] for k in ("d_loss", "g_loss", "class_loss")})

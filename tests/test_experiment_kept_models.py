@@ -20,18 +20,20 @@ def test_the_model_is_trained_once_and_read_back(tmp_path):
         calls.append(1)
         return tiny_model(len(calls)), {"what": "tiny"}
 
-    path, info = train_once(run, "extractor", train)
+    model, info = train_once(run, "extractor", train)
     again, info_again = train_once(run, "extractor", train)
-    assert calls == [1] and again == path and info_again == info
+    assert calls == [1] and info_again == info
     assert info["what"] == "tiny" and len(info["weights_sha256"]) == 64
-    weights = keras.models.load_model(path).get_weights()
-    np.testing.assert_array_equal(weights[0], tiny_model(1).get_weights()[0])
+    assert info["file"] == "extractor.keras"
+    for first, second, fresh in zip(model.get_weights(), again.get_weights(), tiny_model(1).get_weights()):
+        np.testing.assert_array_equal(first, fresh)
+        np.testing.assert_array_equal(second, fresh)
 
 
 def test_a_changed_file_is_refused(tmp_path):
     run = Run(tmp_path, {})
-    path, _ = train_once(run, "extractor", lambda: (tiny_model(1), {}))
-    tiny_model(2).save(path)  # another network in its place
+    _, info = train_once(run, "extractor", lambda: (tiny_model(1), {}))
+    tiny_model(2).save(tmp_path / info["file"])  # another network in its place
     with pytest.raises(UsageError, match="is not the extractor this run trained"):
         train_once(run, "extractor", lambda: (tiny_model(1), {}))
 

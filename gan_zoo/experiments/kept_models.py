@@ -36,8 +36,12 @@ def train_once(run, name, train):
             has no finished `<name>`.
 
     Returns:
-        `(path of <name>.keras, info)`; info holds `weights_sha256`, the
-        network's identity, to be recorded with the scores made with it.
+        `(model, info)`: the model this call trained, or the one read back
+        from `<name>.keras`; info holds `weights_sha256`, the network's
+        identity, to be recorded with the scores made with it, and `file`
+        (its name in the run folder).
+        (In a multi-worker run each worker uses the model it trained: the
+        chief may still be writing the file.)
 
     Raises:
         UsageError: the saved file is not the one this run trained.
@@ -47,13 +51,14 @@ def train_once(run, name, train):
         info = json.loads(record.read_text())
         import keras
 
-        if weights_sha256(keras.models.load_model(path)) != info.get("weights_sha256"):
+        model = keras.models.load_model(path)
+        if weights_sha256(model) != info.get("weights_sha256"):
             raise UsageError(f"{path} is not the {name} this run trained (its weights changed): "
                              "start a new run folder.")
         print(f"{name}: {path} (trained earlier in this run)")
-        return path, info
+        return model, info
     model, info = train()
-    model.save(path)
-    info = {**info, "weights_sha256": weights_sha256(model)}
+    run.save_model(model, path.name)
+    info = {**info, "weights_sha256": weights_sha256(model), "file": path.name}
     run.write_json(record.name, info)  # written last: its presence means the model is complete
-    return path, info
+    return model, info

@@ -75,7 +75,10 @@ class Run:
     """The output folder of one recipe run.
 
     `start_run` creates it holding the folder's lock; `close()` (or the end
-    of a `recipe_main`, or of the process) releases it.
+    of a `recipe_main`, or of the process) releases it. In a multi-worker
+    run every worker opens the same folder and only the chief writes into
+    it: JSON writes of the other workers do nothing, and their model saves
+    (`save_model`, which every worker must call) go to a temporary file.
 
     Args:
         directory: the run folder.
@@ -87,6 +90,7 @@ class Run:
         self.options = _jsonable(options)
         self.defaults = {}
         self._lock = None
+        self.chief = _is_chief()
 
     def path(self, *parts):
         path = self.directory.joinpath(*parts)
@@ -101,11 +105,31 @@ class Run:
             data: anything JSON takes (numpy scalars included).
         """
         path = self.path(name)
+        if not self.chief:
+            return path
         text = json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n"
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             temporary.write_text(text)
             os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return path
+
+    def save_model(self, model, name):
+        """Saves a Keras model as `name` (e.g. "dcgan.keras") in the run folder.
+
+        Every worker of a multi-worker run must call it: reading
+        synchronised variables is a collective operation. A non-chief
+        worker saves into a temporary file of its own and deletes it.
+        """
+        path = self.path(name)
+        if self.chief:
+            model.save(path)
+            return path
+        temporary = path.with_name(f".{path.stem}-worker-{os.getpid()}{path.suffix}")
+        try:
+            model.save(temporary)
         finally:
             temporary.unlink(missing_ok=True)
         return path
