@@ -12,7 +12,7 @@ from gan_zoo.metrics.operating_point import OperatingPoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLASSIFYING_RECIPES = ("semi_cgan_idc", "diagram_ddsm_to_inbreast", "gan_augmentation_idc",
-                       "cigan_ddsm", "dcgan_idc")
+                       "cigan_ddsm", "dcgan_idc", "compare_classifiers_idc")
 
 # Validation: sorted scores 0.1(0) 0.2(0) 0.6(1) 0.7(0) 0.8(1) 0.9(1). Youden's J
 # is 2/3 at 0.4 and at 0.75; ties go to the lower threshold, 0.4. argmax is 0.5.
