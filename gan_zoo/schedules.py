@@ -201,9 +201,12 @@ class LinearDecay(LearningRateSchedule):
     """Constant for `constant_epochs`, then linear decay towards 0 at `total_epochs`.
 
     Epoch `constant_epochs + k` trains at `base * (1 - k / decay_epochs)`
-    (whole epochs, as the CycleGAN and semi-supervised cGAN references do),
-    so the last epoch runs at `base / decay_epochs`. A function of the epoch
-    alone, so a resumed run gets the same rates.
+    (whole epochs, as the CycleGAN reference code does), so the last epoch
+    runs at `base / decay_epochs` and the rate reaches 0 where training
+    ends. Johnson's semi-supervised cGAN paper says the rate is "reduced
+    linearly to 0 for the remaining 100 epochs" and has no reference code:
+    this per-epoch staircase is the project's reading of it. A function of
+    the epoch alone, so a resumed run gets the same rates.
 
     Args:
         constant_epochs: epochs at the base rate.

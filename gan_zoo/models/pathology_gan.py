@@ -54,9 +54,9 @@ class PathologyGAN(GAN):
 
     Loss: relativistic average standard GAN (the means over the GLOBAL
     batch) plus a per-sample gradient penalty of weight 0.65 on random
-    interpolates of real and generated images (the reference sums its
-    penalty over the batch; the paper describes the standard per-sample
-    mean). n_critic = 5: four critic steps, then one step of both networks,
+    interpolates of real and generated images (the reference code sums its
+    penalty over the batch; the per-sample mean is the standard WGAN-GP
+    form, chosen by the project's notes on the paper, not stated in it). n_critic = 5: four critic steps, then one step of both networks,
     each on its own batch. Adam 1e-4, beta_1 0.5, beta_2 0.999 (the
     reference's 0.9 is never passed to its optimizer), batch 64, 45 epochs.
 

@@ -60,7 +60,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
       (labelled or not) and the fakes; plus `gradient_penalty_weight` times
       the WGAN-GP penalty (Gulrajani et al. 2017; per sample, on random
       interpolates of real and fake, on the real/fake logit); plus
-      `labelled_class_loss_weight` (1 in the paper) times the class
+      `labelled_class_loss_weight` (default 1; the paper gives no loss
+      weights) times the class
       cross-entropy of LABELLED real images, normalised by the number of
       labelled images in the global batch (so it keeps its scale when labels
       are rare); plus `fake_class_loss_weight` times the class cross-entropy
@@ -68,8 +69,11 @@ class SemiSupervisedCGAN(Classifier, GAN):
       Odena et al. 2017: fakes are extra, synthetic training data for the
       class head).
     - G: non-saturating BCE on the real/fake head plus
-      `generator_class_loss_weight` times the class cross-entropy of its
-      fakes against their conditioning class.
+      `generator_class_loss_weight` (default 1) times the class
+      cross-entropy of its fakes against their conditioning class. The
+      second term is not in the paper's value function (Eq. 5 has the
+      real/fake term alone): without it nothing ties a fake to the class G
+      was given. Set it to 0 for Eq. 5 as written.
     The conditioning classes of the fakes are drawn uniformly. Logged:
     `d_loss` is the adversarial term alone; `gradient_penalty`,
     `class_loss` (labelled real images) and `class_accuracy` separately.
@@ -114,7 +118,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
       when `classifier()` is called.
     - `labelled_class_loss_weight` above 1: the labelled images' class loss
       outweighs the adversarial terms in D (the class head underfits its
-      own training patches at the paper's weight of 1).
+      own training patches at the default weight of 1).
     - `discriminator_dropout`: dropout of this rate after each of D's hidden
       convolutions (1-4) in training, as in Salimans et al.'s (2016)
       semi-supervised discriminator (which also drops 20% of the input: not
