@@ -196,8 +196,23 @@ def test_keras_round_trip_needs_no_download_and_export(tmp_path, monkeypatch, mo
 def test_options_are_checked():
     for bad, match in [({"image_size": 16}, "at least 32"), ({"protocol": "half"}, "protocol"),
                        ({"dropout": 1.0}, "dropout"), ({"learning_rate": 0}, "learning_rate"),
-                       ({"backbone_weights": 3}, "backbone_weights")]:
+                       ({"backbone_weights": 3}, "backbone_weights"),
+                       ({"lr_step_epochs": 0}, "lr_step_epochs"), ({"lr_step_gamma": 0}, "lr_step_gamma")]:
         with pytest.raises(ValueError, match=match):
             build(**bad)
     resized = build(image_size=16, resize_to=32)  # small patches may be resized up
     assert resized.input_shape == (None, 16, 16, 3) and resized.backbone.input_shape == (None, 32, 32, 3)
+
+
+def test_the_rate_steps_down_every_seven_epochs_as_the_tutorials_step_lr(model):
+    from gan_zoo.models.classifier import paper_optimizer_for
+
+    optimizer = paper_optimizer_for(model, epochs=25, steps_per_epoch=10)
+    for step, expected in [(0, 1e-3), (69, 1e-3), (70, 1e-4), (139, 1e-4), (140, 1e-5), (210, 1e-6)]:
+        optimizer.iterations.assign(step)  # the rate follows the optimizer's own step count
+        assert float(optimizer.learning_rate) == pytest.approx(expected, rel=1e-6)
+    # Without the run's epoch length (compile() alone) or with lr_step_epochs=None: constant.
+    constant = build(lr_step_epochs=None).paper_optimizer(steps_per_epoch=10)
+    assert float(constant.learning_rate) == pytest.approx(1e-3)
+    assert float(model.paper_optimizer().learning_rate) == pytest.approx(1e-3)
+    assert ResNet18Classifier.from_config(model.get_config()).lr_step_epochs == 7

@@ -192,7 +192,12 @@ class ZooClassifier(ConfigInWeights, UnitRangePredict, keras.Model):
     # Training recipe ------------------------------------------------------
 
     def paper_optimizer(self):
-        """A fresh instance of the optimizer the paper trains with."""
+        """A fresh instance of the optimizer the paper trains with.
+
+        A model whose rate follows the length of training takes keyword
+        arguments `decay_steps` (all steps) and/or `steps_per_epoch`;
+        `paper_optimizer_for` passes those it accepts.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} does not define paper_optimizer()."
         )
@@ -256,3 +261,16 @@ def _initial_rate(optimizer):
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         return float(keras.ops.convert_to_numpy(rate(0)))
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def paper_optimizer_for(model, *, epochs, steps_per_epoch):
+    """`model.paper_optimizer()` for a run of `epochs` x `steps_per_epoch` steps.
+
+    Passes `decay_steps` (all steps) and `steps_per_epoch` to the models whose
+    paper schedule needs them (a decay over the run, a step every k epochs).
+    """
+    import inspect
+
+    accepted = inspect.signature(model.paper_optimizer).parameters
+    known = {"decay_steps": int(epochs) * int(steps_per_epoch), "steps_per_epoch": int(steps_per_epoch)}
+    return model.paper_optimizer(**{k: v for k, v in known.items() if k in accepted})

@@ -5,10 +5,11 @@ ResNet-18 configuration (He et al. 2016, table 1): a 7x7/2 convolution with
 64 filters and a 3x3/2 max pool, then four stacks of two basic blocks (two
 3x3 convolutions) with 64, 128, 256 and 512 filters and strides 1, 2, 2, 2,
 batch norm, ReLU. With `backbone_weights="imagenet"` it loads keras-hub's
-`resnet_18_imagenet` preset (the torchvision/timm ImageNet weights, i.e. the
-PyTorch weights the paper fine-tuned), which downloads; a local
+`resnet_18_imagenet` preset, which downloads; a local
 `.weights.h5` file (saved from that backbone) or a preset folder works
-offline; None initialises randomly and warns loudly.
+offline; None initialises randomly and warns loudly. These are keras-hub's
+port of the timm ResNet-18 ImageNet weights, not torchvision's file the
+paper loaded: the same architecture and training data, other trained values.
 """
 
 import keras
@@ -77,9 +78,10 @@ class ResNet18Classifier(TransferClassifier):
     Choices where the paper is silent (options): the input size (the paper
     does not say whether it resized its 50x50 patches; by default we do not,
     `resize_to=224` gives the ImageNet size at 20x the cost), the amount of
-    each perturbation, and the optimizer (SGD, learning rate 1e-3,
-    momentum 0.9, 25 epochs: the PyTorch transfer-learning tutorial's;
-    batch 64).
+    each perturbation, and the optimizer: the PyTorch transfer-learning
+    tutorial's SGD, learning rate 1e-3, momentum 0.9, the rate x 0.1 every
+    7 epochs (its StepLR; `lr_step_epochs`, `lr_step_gamma`), 25 epochs;
+    batch 64.
 
     Args:
         image_size: side of the input patches (50 for IDC).
@@ -96,6 +98,9 @@ class ResNet18Classifier(TransferClassifier):
         noise_std: std of the Gaussian noise added to [0, 1] images (0: off).
         dropout: dropout before the head (0 in the paper's setting).
         learning_rate: SGD learning rate.
+        lr_step_epochs: the rate is multiplied by `lr_step_gamma` every
+            this many epochs (7, the tutorial's StepLR; None: constant).
+        lr_step_gamma: the factor of each step (0.1).
         seed: seed of the perturbation layers.
         weights_used: provenance recorded by a saved model (set by
             `from_config`; leave it None).
@@ -121,11 +126,17 @@ class ResNet18Classifier(TransferClassifier):
         noise_std=0.02,
         dropout=0.0,
         learning_rate=1e-3,
+        lr_step_epochs=7,
+        lr_step_gamma=0.1,
         seed=None,
         weights_used=None,
         name="resnet18_classifier",
         **kwargs,
     ):
+        if lr_step_epochs is not None and int(lr_step_epochs) < 1:
+            raise ValueError(f"lr_step_epochs must be a positive integer or None, got {lr_step_epochs!r}.")
+        if not 0.0 < float(lr_step_gamma) <= 1.0:
+            raise ValueError(f"lr_step_gamma must be in (0, 1], got {lr_step_gamma!r}.")
         input_size = int(resize_to or image_size)
         if input_size < 32:
             raise ValueError(
@@ -144,13 +155,30 @@ class ResNet18Classifier(TransferClassifier):
             noise_std=noise_std, dropout=dropout, learning_rate=learning_rate, seed=seed,
             name=name, **kwargs,
         )
+        self.lr_step_epochs = None if lr_step_epochs is None else int(lr_step_epochs)
+        self.lr_step_gamma = float(lr_step_gamma)
 
     def default_training(self):
         """25 epochs at batch 64 (our choice; the paper gives neither)."""
         return {"epochs": 25, "batch_size": 64}
 
+    def paper_optimizer(self, steps_per_epoch=None):
+        """SGD, momentum 0.9, the rate x `lr_step_gamma` every `lr_step_epochs` epochs.
+
+        The step follows the optimizer's own iteration count, so a restored
+        optimizer continues it. Without `steps_per_epoch` (or with
+        `lr_step_epochs=None`) the rate is constant.
+        """
+        rate = self.learning_rate
+        if self.lr_step_epochs and steps_per_epoch:
+            rate = keras.optimizers.schedules.ExponentialDecay(
+                rate, decay_steps=self.lr_step_epochs * int(steps_per_epoch),
+                decay_rate=self.lr_step_gamma, staircase=True)
+        return keras.optimizers.SGD(rate, momentum=0.9)
+
     def get_config(self):
         config = super().get_config()
+        config.update({"lr_step_epochs": self.lr_step_epochs, "lr_step_gamma": self.lr_step_gamma})
         # The weights travel in the saved file; reloading must not download.
         config.update({"backbone_weights": None})
         return config
@@ -178,6 +206,8 @@ register_model(
         "noise_std": 0.02,
         "dropout": 0.0,
         "learning_rate": 1e-3,
+        "lr_step_epochs": 7,
+        "lr_step_gamma": 0.1,
         "seed": None,
     },
     citation=CITATION,

@@ -30,6 +30,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from gan_zoo.models.classifier import paper_optimizer_for
+
 __all__ = [
     "MixedTrainingStream",
     "SyntheticSet",
@@ -327,7 +329,8 @@ def fit_classifier(model, real, synthetic, *, epochs, batch_size, synthetic_frac
     """
     stream = mixed_stream(real, synthetic, batch_size=batch_size, synthetic_fraction=synthetic_fraction,
                           seed=seed, epochs=epochs)
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer or paper_optimizer_for(
+        model, epochs=epochs, steps_per_epoch=stream.steps_per_epoch))
     history = model.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=int(epochs),
                         callbacks=list(callbacks), verbose=verbose, shuffle=False)
     return history, stream

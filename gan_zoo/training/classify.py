@@ -1,11 +1,10 @@
 """Training zoo classifiers with their paper recipe, and scoring images."""
 
-import inspect
-
 import numpy as np
 import tensorflow as tf
 
 from gan_zoo.data.pipeline import evaluation_dataset, training_stream
+from gan_zoo.models.classifier import paper_optimizer_for
 from gan_zoo.training.checkpoint import TrainingCheckpoint
 
 
@@ -43,7 +42,8 @@ def train_classifier(
 
     The model gets images in [0, 1] and augments them itself. A model with
     `adapt_mean` (Cruz-Roa's mean-image subtraction) adapts it on the
-    training images first; a `paper_optimizer(decay_steps=...)` gets the
+    training images first; a `paper_optimizer` that takes `decay_steps` or
+    `steps_per_epoch` gets them (`paper_optimizer_for`), so its schedule fits the
     run's step count. The data order of epoch e depends only on (seed, e).
 
     Args:
@@ -69,10 +69,7 @@ def train_classifier(
     if hasattr(model, "adapt_mean"):
         model.adapt_mean(evaluation_dataset(source, batch_size=256, **common))
     steps_per_epoch = (len(data[1]) if isinstance(data, tuple) else len(data)) // batch_size
-    if "decay_steps" in inspect.signature(model.paper_optimizer).parameters:
-        model.compile(model.paper_optimizer(decay_steps=epochs * steps_per_epoch))
-    else:
-        model.compile()
+    model.compile(paper_optimizer_for(model, epochs=epochs, steps_per_epoch=steps_per_epoch))
     checkpoint = TrainingCheckpoint(backup_dir) if backup_dir else None
     start = checkpoint.resume(model) if checkpoint else 0
     stream = training_stream(
