@@ -292,6 +292,23 @@ def test_alternation_rule_switches_as_specified(features):
     assert int(gan.g_optimizer.iterations) == counts["pretrain"] + counts["g"]
 
 
+def test_the_rule_compares_the_mean_d_loss_or_on_request_the_sum(features):
+    from gan_zoo.models.cigan import alternation_schedule
+
+    def thresholds(schedule):
+        return {phase.name: phase.until_below for phase in schedule.phases if phase.until_below}
+
+    # The mean of D's two BCE terms is on G's scale: one threshold for both.
+    assert thresholds(alternation_schedule(10, 0.3)) == {"d": ("d_loss", 0.3), "g": ("g_adv_loss", 0.3)}
+    # Their sum below 0.3 is the mean below 0.15.
+    assert thresholds(alternation_schedule(10, 0.3, d_loss="sum"))["d"] == ("d_loss", 0.15)
+    gan = tiny(features, switch_d_loss="sum")
+    assert thresholds(gan.update_schedule)["d"] == ("d_loss", 0.15)
+    assert gan.get_config()["switch_d_loss"] == "sum"
+    with pytest.raises(ValueError, match="switch_d_loss"):
+        tiny(features, switch_d_loss="max")
+
+
 class Interrupt(keras.callbacks.Callback):
     def __init__(self, epoch, batch):
         super().__init__()

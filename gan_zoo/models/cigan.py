@@ -49,19 +49,34 @@ SIGMA_REFERENCE_SIZE = 256  # the paper's sigma 10 is in pixels of 256-px patche
 _FEATURES = "features"
 
 
-def alternation_schedule(pretrain_steps, threshold, max_phase_steps=None):
+SWITCH_D_LOSSES = ("mean", "sum")
+
+
+def alternation_schedule(pretrain_steps, threshold, max_phase_steps=None, d_loss="mean"):
     """Pre-training of G, then D and G in turn, each until its loss < threshold.
 
     Phases: "pretrain" (G on the feature loss, `pretrain_steps` steps; left
-    out when 0), "d" (until `d_loss` < threshold), "g" (until `g_adv_loss` <
+    out when 0), "d" (until D's loss < threshold), "g" (until `g_adv_loss` <
     threshold), then "d" again. `max_phase_steps` also ends a d or g phase
     after that many steps (not in the paper).
+
+    Args:
+        pretrain_steps: steps of the pre-training phase.
+        threshold: the paper's 0.3.
+        max_phase_steps: optional cap on a d or g phase.
+        d_loss: which D loss the rule compares: "mean" (`d_loss`, the mean
+            of the real and fake BCE terms, on the scale of G's loss) or
+            "sum" (their sum, 2 x `d_loss`: the phase ends when `d_loss`
+            < threshold / 2).
     """
+    if d_loss not in SWITCH_D_LOSSES:
+        raise ValueError(f"d_loss must be one of {SWITCH_D_LOSSES}; got {d_loss!r}.")
+    d_threshold = threshold if d_loss == "mean" else threshold / 2
     phases = []
     if pretrain_steps:
         phases.append(Phase("pretrain", ("pretrain",), steps=int(pretrain_steps), next="d"))
     phases += [
-        Phase("d", ("d",), steps=max_phase_steps, until_below=("d_loss", threshold)),
+        Phase("d", ("d",), steps=max_phase_steps, until_below=("d_loss", d_threshold)),
         Phase("g", ("g",), steps=max_phase_steps, until_below=("g_adv_loss", threshold), next="d"),
     ]
     return UpdateSchedule(phases)
@@ -93,8 +108,15 @@ class CIGAN(ImageTranslator, AdversarialModel):
 
     Training (`alternation_schedule`): G is pre-trained on the feature loss
     alone for `pretrain_steps` steps (10,000 in the paper); then D trains
-    until `d_loss` drops below `switch_threshold` (0.3), then G on all
-    losses until `g_adv_loss` drops below it, and so on. The watched losses
+    until its loss drops below `switch_threshold` (0.3), then G on all
+    losses until `g_adv_loss` drops below it, and so on. The paper's rule
+    ("when the loss for either drops below 0.3") does not say whether D's
+    loss is the sum of its real and fake terms or their mean; by default
+    (`switch_d_loss="mean"`) it is the mean, `d_loss`, which is on the
+    scale of G's loss (both are log 2 = 0.69 where D cannot tell real from
+    fake), so one threshold means the same for both players;
+    `switch_d_loss="sum"` compares the sum (D phases then run until
+    `d_loss` < 0.15). The watched losses
     are those of each step's global batch; the phase is saved state, so a
     resumed run continues in the same phase. Epoch logs average each loss
     over the steps that computed it (0 when no step of the epoch did, e.g.
@@ -125,6 +147,8 @@ class CIGAN(ImageTranslator, AdversarialModel):
         pretrain_steps: steps of feature-loss pre-training of G (0: none).
         train_steps: steps after pre-training (for `paper_epochs`).
         switch_threshold: the alternation rule's loss threshold.
+        switch_d_loss: "mean" or "sum": which D loss the rule compares
+            (see above).
         max_phase_steps: optional cap on the steps of one d or g phase.
         learning_rate: Adam learning rate of both networks.
         beta_1: Adam beta_1.
@@ -145,7 +169,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
     # feature network file at another path on another machine).
     weight_independent_options = ("feature_weights", "adversarial_weight", "feature_weight",
                                   "boundary_weight", "boundary_sigma", "train_steps",
-                                  "switch_threshold", "max_phase_steps", "epsilon")
+                                  "switch_threshold", "switch_d_loss", "max_phase_steps", "epsilon")
 
     def __init__(
         self,
@@ -161,6 +185,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
         pretrain_steps=10000,
         train_steps=100000,
         switch_threshold=0.3,
+        switch_d_loss="mean",
         max_phase_steps=None,
         learning_rate=1e-4,
         beta_1=0.9,
@@ -194,6 +219,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
         self.pretrain_steps = check.non_negative_int("pretrain_steps", pretrain_steps)
         self.train_steps = check.positive_int("train_steps", train_steps)
         self.switch_threshold = check.positive_number("switch_threshold", switch_threshold)
+        self.switch_d_loss = check.one_of("switch_d_loss", switch_d_loss, SWITCH_D_LOSSES)
         self.max_phase_steps = check.optional(check.positive_int, "max_phase_steps", max_phase_steps)
         self.learning_rate = check.positive_number("learning_rate", learning_rate)
         self.beta_1 = check.number_in_range("beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
@@ -220,7 +246,8 @@ class CIGAN(ImageTranslator, AdversarialModel):
         self.feature_weights = feature_weights
         self.feature_network_info = None
         self.set_update_schedule(
-            alternation_schedule(self.pretrain_steps, self.switch_threshold, self.max_phase_steps)
+            alternation_schedule(self.pretrain_steps, self.switch_threshold, self.max_phase_steps,
+                                 self.switch_d_loss)
         )
 
     # ------------------------------------------------------------ training
@@ -516,6 +543,7 @@ class CIGAN(ImageTranslator, AdversarialModel):
             "pretrain_steps": self.pretrain_steps,
             "train_steps": self.train_steps,
             "switch_threshold": self.switch_threshold,
+            "switch_d_loss": self.switch_d_loss,
             "max_phase_steps": self.max_phase_steps,
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
@@ -566,6 +594,7 @@ register_model(
         "pretrain_steps": 10000,
         "train_steps": 100000,
         "switch_threshold": 0.3,
+        "switch_d_loss": "mean",
         "max_phase_steps": None,
         "learning_rate": 1e-4,
         "beta_1": 0.9,
