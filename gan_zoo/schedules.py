@@ -264,14 +264,15 @@ class TrainingPlan:
         epochs: training epochs.
         batch_size: global batch size.
         learning_rate: a `LearningRateSchedule`, or {optimizer group: schedule}.
-        flips: random horizontal and vertical flips of the training images.
+        flips: random flips of the training images: False, True (horizontal
+            and vertical) or "horizontal" (`gan_zoo.data.order.flip_axes`).
         notes: where the numbers come from (the paper, or a documented choice).
     """
 
     epochs: int
     batch_size: int
     learning_rate: LearningRateSchedule | Mapping[str, LearningRateSchedule] = ConstantLearningRate()
-    flips: bool = False
+    flips: bool | str = False
     notes: str = ""
 
     def __post_init__(self):
@@ -293,6 +294,6 @@ class TrainingPlan:
             "epochs": int(self.epochs),
             "batch_size": int(self.batch_size),
             "learning_rate": {g: s.get_config() for g, s in rates.items()},
-            "flips": bool(self.flips),
+            "flips": self.flips,
             "notes": self.notes,
         }

@@ -106,6 +106,22 @@ def test_flips_change_pixels_but_not_content(records):
     assert 0 < changed.sum() < len(images)
 
 
+def test_horizontal_flips_mirror_left_right_only_and_as_the_both_mode_does(records):
+    both = np.concatenate([b[0] for e in _epochs(_stream(records, flips=True), 2) for b in e])
+    mirrored = np.concatenate([b[0] for e in _epochs(_stream(records, flips="horizontal"), 2) for b in e])
+    originals = np.stack([_image(i) for i in _ids(mirrored)]) / 255.0
+    left_right = originals[:, :, ::-1]
+    is_original = np.isclose(mirrored, originals).all(axis=(1, 2, 3))
+    is_mirror = np.isclose(mirrored, left_right).all(axis=(1, 2, 3))
+    assert (is_original | is_mirror).all() and 0 < is_mirror.sum() < len(mirrored)
+    # The same draw decides the left-right mirror in both modes.
+    both_mirrored = np.isclose(both, left_right).all(axis=(1, 2, 3)) | np.isclose(
+        both, left_right[:, ::-1]).all(axis=(1, 2, 3))
+    assert (both_mirrored == is_mirror).all()
+    with pytest.raises(ValueError, match="flips must be"):
+        _stream(records, flips="vertical")
+
+
 def test_stream_stops_after_epochs(records):
     stream = _stream(records, start_epoch=1, epochs=3)
     assert len(list(stream.dataset)) == 2 * stream.steps_per_epoch

@@ -104,7 +104,7 @@ def epoch_examples(
         per_epoch: examples per epoch; more than the source holds cycles on
             through further permutations (or buffer passes).
         stream: None or a `stream_number` (see `epoch_keys`); also keys flips.
-        flips: random horizontal and vertical flips.
+        flips: random flips (`flip_axes`: False, True / "both", "horizontal").
         shuffle_buffer: buffer size for `"buffer"` sources.
         skip: examples to leave out at the start (indices are skipped before
             anything is decoded, except for `"buffer"` sources).
@@ -123,9 +123,10 @@ def epoch_examples(
     else:
         indices = epoch_numbers.flat_map(_permuted_epoch(count, per_epoch, seed, stream))
         dataset = prepared.load(indices.skip(skip))
-    if flips:
+    horizontal, vertical = flip_axes(flips)
+    if horizontal:
         dataset = dataset.map(
-            _flip_fn(seed, stream), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            _flip_fn(seed, stream, vertical), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
     return dataset
 
@@ -204,13 +205,34 @@ def _buffered_epoch(base, count, per_epoch, buffer_size, seed, stream):
     return epoch_fn
 
 
-def _flip_fn(seed, stream):
+def flip_axes(flips):
+    """`(horizontal, vertical)` flips of a `flips` option.
+
+    Args:
+        flips: False (none), True or "both" (random horizontal and vertical
+            flips, each with probability 1/2), or "horizontal" (mirror
+            images left-right only: e.g. mammograms, whose up and down are
+            not interchangeable).
+    """
+    if flips is False or flips is None:
+        return False, False
+    if flips is True or flips == "both":
+        return True, True
+    if flips == "horizontal":
+        return True, False
+    raise ValueError(f"flips must be False, True, 'both' or 'horizontal'; got {flips!r}.")
+
+
+def _flip_fn(seed, stream, vertical_flips=True):
     def flip(element):
         keys = epoch_keys(seed, element["epoch"], stream)
         key = tf.random.experimental.stateless_fold_in(keys[2], element["position"])
+        # The vertical key is drawn either way: horizontal flips do not
+        # depend on whether vertical ones are made.
         horizontal, vertical = tf.unstack(tf.random.experimental.stateless_split(key, 2))
         image = tf.image.stateless_random_flip_left_right(element["image"], horizontal)
-        image = tf.image.stateless_random_flip_up_down(image, vertical)
+        if vertical_flips:
+            image = tf.image.stateless_random_flip_up_down(image, vertical)
         return {**element, "image": image}
 
     return flip

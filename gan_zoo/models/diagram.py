@@ -215,12 +215,16 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
         }
 
     def training_plan(self, epochs=None, batch_size=None):
-        """30 epochs (of whole images) of batch 32; flips. The paper gives
-        neither; these are documented choices (see docs/results/diagram.md)."""
+        """30 epochs (of whole images) of batch 32, left-right mirroring.
+
+        The paper mirrors images across the vertical axis only; it gives no
+        epochs or batch size: these are documented choices (see
+        docs/results/diagram.md).
+        """
         return TrainingPlan(
             epochs=epochs or 30,
             batch_size=batch_size or 32,
-            flips=True,
+            flips="horizontal",
             notes="Shams et al. 2018 give no epochs or batch size: 30 epochs, batch 32 chosen",
         )
 

@@ -17,8 +17,9 @@ Two implementations with the same batches' layout:
   uint8 images, so a float32 stream of the same contract is built here
   (`float_streams`), and the dynamic range reaches the model intact.
 
-Random horizontal and vertical flips apply to both streams (the patches
-were already rotated and mirrored when cut, `augmented_crops`).
+Random left-right mirroring applies to both streams by default, as in the
+paper (`flips="both"` adds vertical flips; the patches were already rotated
+and mirrored when cut, `augmented_crops`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from gan_zoo.data.order import stream_number
+from gan_zoo.data.order import flip_axes, stream_number
 from gan_zoo.data.streams import StreamSource, training_streams
 
 
@@ -51,7 +52,7 @@ class DiagramStream:
 
 
 def diagram_streams(whole, patches, *, batch_size, seed=0, start_epoch=0, epochs=None,
-                    flips=True, force_float=False) -> DiagramStream:
+                    flips="horizontal", force_float=False) -> DiagramStream:
     """The two unpaired streams of DiaGRAM (see the module docstring).
 
     Args:
@@ -61,7 +62,9 @@ def diagram_streams(whole, patches, *, batch_size, seed=0, start_epoch=0, epochs
         seed: seed of orders and flips.
         start_epoch: first epoch yielded.
         epochs: epoch to stop before (None: endless).
-        flips: random horizontal and vertical flips.
+        flips: random flips (`gan_zoo.data.order.flip_axes`): "horizontal"
+            by default, as the paper mirrors images across the vertical axis
+            only (a mammogram's top and bottom are not interchangeable).
         force_float: use the float32 stream even for 8-bit data.
     """
     for name, part in (("whole images", whole), ("ROI patches", patches)):
@@ -90,7 +93,7 @@ def _uint8_source(name, arrays, flips):
                         what=f"DiaGRAM {name}")
 
 
-def float_streams(sources, *, batch_size, seed=0, start_epoch=0, epochs=None, flips=True,
+def float_streams(sources, *, batch_size, seed=0, start_epoch=0, epochs=None, flips="horizontal",
                   epoch_length="images") -> DiagramStream:
     """float32 unpaired streams `{name: (images in [-1, 1], labels)}`.
 
@@ -109,6 +112,7 @@ def float_streams(sources, *, batch_size, seed=0, start_epoch=0, epochs=None, fl
     if steps == 0:
         raise ValueError(f"An epoch of {length} examples holds no full batch of {batch_size}.")
     per_epoch = steps * batch_size
+    horizontal, vertical = flip_axes(flips)
     epoch_numbers = (tf.data.Dataset.counter(start_epoch) if epochs is None
                      else tf.data.Dataset.range(start_epoch, epochs))
     parts = {}
@@ -130,8 +134,9 @@ def float_streams(sources, *, batch_size, seed=0, start_epoch=0, epochs=None, fl
 
         def load(index, bits, images=images, labels=labels):
             image = tf.gather(images, index)
-            if flips:
+            if horizontal:
                 image = tf.cond(bits[0] > 0, lambda: tf.reverse(image, [1]), lambda: image)
+            if vertical:
                 image = tf.cond(bits[1] > 0, lambda: tf.reverse(image, [0]), lambda: image)
             return image, tf.gather(labels, index)
 
