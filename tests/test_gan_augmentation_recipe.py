@@ -1,14 +1,19 @@
-"""recipes/gan_augmentation_idc.py end to end on tiny demo data."""
+"""recipes/gan_augmentation_idc.py end to end on tiny demo data, and its steps."""
 
 import importlib.util
 import json
 import math
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
+from gan_zoo.data import idc
 from gan_zoo.data.demo import make_demo_histology
+from gan_zoo.experiments import Run, Units
+from gan_zoo.training import augmentation_study as study
+from test_recipe_resume import InterruptAtEpochEnd, comparable
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "gan_augmentation_idc.py"
 ROWS = ["Real", "Real (2 epochs)", "CycleGAN", "CycleGAN + Real", "DCGAN v1", "DCGAN v1 + Real"]
@@ -22,10 +27,21 @@ def recipe():
     return module
 
 
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Demo IDC data (patients 90001-90010) and a test folder sharing patient 90010 with it."""
+    root = tmp_path_factory.mktemp("gan_augmentation")
+    data = make_demo_histology(root / "idc", patients=10, patches_per_patient=16)
+    other = make_demo_histology(root / "other", patients=12, patches_per_patient=12, seed=5)
+    for index in range(1, 10):  # keep 90010 (also in --data-dir), 90011 and 90012
+        shutil.rmtree(other / str(90000 + index))
+    return data, other
+
+
 def tiny_options(data, out, *extra):
     return ["--data-dir", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "16",
-            "--dcgan-variants", "v1", "--cluster-variants", "v1", "--dcgan-epochs", "1", "--dcgan-filters", "4", "--dcgan-batch", "16",
-            "--cyclegan-epochs", "1", "--cyclegan-filters", "2", "--cyclegan-batch", "16",
+            "--dcgan-variants", "v1", "--cluster-variants", "v1", "--dcgan-epochs", "1", "--dcgan-filters", "4",
+            "--dcgan-batch", "16", "--cyclegan-epochs", "1", "--cyclegan-filters", "2", "--cyclegan-batch", "16",
             "--clusters", "2", "--domain-epochs", "1", "--backbone-weights", "none", *extra]
 
 
@@ -37,29 +53,77 @@ def test_bad_options_fail_before_any_training(tmp_path, recipe):
     assert not (tmp_path / "b").exists()  # found before the run folder was made
 
 
-def test_subsample_keeps_classes_balanced(recipe):
+def test_the_random_split_is_the_idc_random_split(folders, recipe):
+    dataset = idc.scan_idc(folders[0])
+    for seed in (0, 3):
+        split = recipe.make_split(dataset, None, recipe.parse_args(["--split-seed", str(seed), "--batch-size", "8"]))
+        expected = idc.idc_split(dataset, "random", seed=seed)
+        for part in ("train", "validation", "test"):
+            assert split.patients(part) == sorted(expected[part])
+            assert [r.path for r in split[part]] == [r.path for r in dataset.records(expected[part])]
+
+
+def test_a_test_dir_is_the_test_set_and_its_patients_leave_training(folders, recipe):
+    data, other = folders
+    split = recipe.make_split(idc.scan_idc(data), idc.scan_idc(other),
+                              recipe.parse_args(["--test-dir", str(other), "--batch-size", "8",
+                                                 "--train-patches", "40"]))
+    assert split.patients("test") == ["90010", "90011", "90012"]
+    assert "90010" not in split.patients("train") + split.patients("validation")
+    assert split.summary()["patients_removed_from_training"] == 1
+    assert len(split["train"]) == 40 and sum(r.label for r in split["train"]) == 20
+    assert set(split.patients("train")) | set(split.patients("validation")) <= {str(90001 + i) for i in range(9)}
+
+
+def test_subsample_keeps_classes_balanced():
     from gan_zoo.data.image_folder import ImageRecord
 
     records = [ImageRecord(f"{i}.png", label=int(i % 4 == 0)) for i in range(100)]  # 25 positives
-    chosen = recipe.subsample(records, 40, seed=0)
+    chosen = study.subsample(records, 40, seed=0)
     assert len(chosen) == 40 and sum(r.label for r in chosen) == 20
-    assert len(recipe.subsample(records, 70, seed=0)) == 70  # 25 positives + 45 negatives
-    assert sum(r.label for r in recipe.subsample(records, 70, seed=0)) == 25
+    assert len(study.subsample(records, 70, seed=0)) == 70  # 25 positives + 45 negatives
+    assert sum(r.label for r in study.subsample(records, 70, seed=0)) == 25
 
 
-def test_cluster_choice_skips_clusters_too_small_for_a_gan(recipe):
-    chosen = {recipe.choose_cluster([61, 797, 340, 2], 64, seed) for seed in range(20)}
+def test_cluster_choice_skips_clusters_too_small_for_a_gan():
+    chosen = {study.choose_cluster([61, 797, 340, 2], 64, seed) for seed in range(20)}
     assert chosen == {1, 2}
-    assert recipe.choose_cluster([3, 9, 5], 64, 0) == 1  # none big enough: the largest
+    assert study.choose_cluster([3, 9, 5], 64, 0) == 1  # none big enough: the largest
+
+
+def test_the_control_row_trains_as_many_steps_as_the_real_plus_cyclegan_rows():
+    real = (np.zeros((100, 2, 2, 3), np.float32), np.zeros(100, np.int32))
+    sets = {"CycleGAN": np.zeros(90), "DCGAN v3": np.zeros(100)}
+    rows = study.classifier_rows(real, sets, ["v3"], epochs=3)
+    assert list(rows) == ["Real", "Real (6 epochs)", "CycleGAN", "CycleGAN + Real", "DCGAN v3", "DCGAN v3 + Real"]
+    assert [name for name, row in rows.items() if row.control] == ["Real (6 epochs)"]
+    assert rows["CycleGAN"].real is None and rows["CycleGAN + Real"].real is real
+
+
+def test_a_finished_unit_gives_back_its_arrays_without_computing_again(tmp_path):
+    units, calls = Units(Run(tmp_path, {})), []
+
+    def compute():
+        calls.append(1)
+        return {"epochs": 2}, {"test": np.array([0.25, 0.75])}
+
+    for _ in range(2):
+        result, arrays = study.unit_with_arrays(units, "classifier/Real (2 epochs)", compute)
+        assert result["epochs"] == 2 and arrays["test"].tolist() == [0.25, 0.75]
+    assert len(calls) == 1
+
+
+@pytest.fixture(scope="module")
+def whole_run(folders, recipe, tmp_path_factory):
+    data, other = folders
+    out = tmp_path_factory.mktemp("whole") / "run"
+    results = recipe.main(tiny_options(data, out, "--test-dir", str(other), "--min-ssd", "1.0"))
+    return out, results
 
 
 @pytest.mark.slow
-def test_recipe_writes_table_figures_and_scores(tmp_path, recipe):
-    data = make_demo_histology(tmp_path / "idc", patients=10, patches_per_patient=16)
-    other = make_demo_histology(tmp_path / "other", patients=2, patches_per_patient=12, seed=5)
-    out = tmp_path / "run"
-    results = recipe.main(tiny_options(data, out, "--test-dir", str(other), "--min-ssd", "1.0"))
-
+def test_recipe_writes_table_figures_and_scores(whole_run):
+    out, results = whole_run
     assert list(results) == ROWS
     for name, result in results.items():
         for key in ("precision", "recall", "accuracy", "balanced_accuracy", "auroc"):
@@ -68,13 +132,13 @@ def test_recipe_writes_table_figures_and_scores(tmp_path, recipe):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classifier"]["weights_used"] == "random" and metrics["classifier"]["protocol"] == "full"
     patients = metrics["data"]["patients"]
+    assert patients["test"] == ["90010", "90011", "90012"]  # the --test-dir folder's
     assert not set(patients["test"]) & (set(patients["train"]) | set(patients["validation"]))
-    assert set(metrics["delong_vs_real"]) == set(ROWS[1:])
+    assert metrics["data"]["split"]["patients_removed_from_training"] == 1
+    assert metrics["reference"] == "Real" and set(metrics["delong_vs_reference"]) == set(ROWS[1:])
     # The control has the steps of the "+ Real" runs (twice the epochs: few translations dropped).
     assert metrics["classifier"]["runs"]["Real (2 epochs)"]["epochs"] == 2
     assert set(metrics["delong_vs_real_same_steps"]) == {"baseline", "CycleGAN + Real", "DCGAN v1 + Real"}
-    assert set(metrics["external_test_metrics"]) == set(ROWS)
-    assert metrics["external_test_metrics"]["Real"]["threshold"] == results["Real"]["threshold"]
     # CycleGAN translations: every training patch, its label flipped.
     train_counts = metrics["data"]["class_counts"]["train"]
     cyclegan = metrics["synthetic_sets"]["CycleGAN"]
@@ -86,11 +150,45 @@ def test_recipe_writes_table_figures_and_scores(tmp_path, recipe):
     for s in metrics["generator_scores"].values():  # FID only from more samples than dimensions
         enough = min(s["n_real"], s["n_fake"]) > s["feature_dimensions"]
         assert s["fid"] >= 0 if enough else math.isnan(s["fid"])
+    assert len(metrics["domain_classifier"]["weights_sha256"]) == 64
     assert sum(metrics["clusters"]["sizes"]) == train_counts[1]
+    assert set(metrics["seconds"]) >= {"generators", "generator_scores", "backbone", "clusters",
+                                       *(f"classifier/{row}" for row in ROWS)}
 
     table = (out / "table.md").read_text()
     assert "RANDOM" in table and "Precision (%)" in table and "DeLong p" in table and "--test-dir" in table
-    for figure in ("fig3_cyclegan_pairs.png", "fig5_dcgan_v1_per_class.png", "roc_test.png",
-                   "cyclegan.keras", "dcgan_v1_class1.keras", "clusters/cluster_0.png"):
+    scores = np.load(out / "scores.npz")
+    assert scores["Real.test"].shape == scores["labels.test"].shape == (36,)
+    for figure in ("fig3_cyclegan_pairs.png", "fig5_dcgan_v1_per_class.png", "roc_test.png", "confusion_Real.png",
+                   "cyclegan.keras", "dcgan_v1_class1.keras", "domain_classifier.keras", "clusters/cluster_0.png"):
         assert (out / figure).is_file(), figure
     assert list(out.glob("fig5_cluster*_dcgan_v1.png"))
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_resumes_its_rows_to_the_same_metrics(folders, recipe, whole_run, tmp_path, monkeypatch):
+    data, other = folders
+    argv = tiny_options(data, tmp_path / "resumed", "--test-dir", str(other), "--min-ssd", "1.0")
+    fit_classifier, calls = study.fit_classifier, []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["epochs"])
+        return fit_classifier(*args, **kwargs)
+
+    # The control row is the first with two epochs: Ctrl-C at its end, after "Real" finished.
+    monkeypatch.setattr(study, "fit_classifier", lambda *a, **k: fit_classifier(
+        *a, **k, callbacks=[InterruptAtEpochEnd(1)]))
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main(argv)
+    units = tmp_path / "resumed" / "units"
+    assert (units / "classifier__Real.json").is_file() and (units / "classifier__Real.npz").is_file()
+    assert not (units / "classifier__Real (2 epochs).json").exists()
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+
+    monkeypatch.setattr(study, "fit_classifier", counted)
+    recipe.main(argv)
+    # Neither the domain classifier nor the finished row trained again.
+    assert len(calls) == len(ROWS) - 1 and calls[0] == 2
+    whole = json.loads((whole_run[0] / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert comparable(resumed) == comparable(whole)

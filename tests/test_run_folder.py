@@ -190,7 +190,7 @@ def test_a_run_without_checkpoint_does_not_protect_its_options(tmp_path, runs, c
     assert "saved no checkpoint; starting a new run there" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("backup", ["backup", "backup-small_cnn"])
+@pytest.mark.parametrize("backup", ["backup", "backup-small_cnn", "fold0/backup", "dcgan_v1_class0/backup"])
 def test_a_run_with_a_checkpoint_protects_its_options(tmp_path, backup):
     out = tmp_path / "run"
     start_run("dcgan", options(out, batch_size=4)).close()
@@ -200,6 +200,28 @@ def test_a_run_with_a_checkpoint_protects_its_options(tmp_path, backup):
         start_run("dcgan", options(out, batch_size=8))
     assert (out / "config.json").read_bytes() == config
     assert not (out / LOCK_NAME).exists()
+
+
+def test_finished_units_protect_the_options_and_the_epochs(tmp_path, runs):
+    # A unit's result was computed with the recorded options, epochs included:
+    # reading it back under others would mix two runs in one report.
+    out = tmp_path / "run"
+    start_run("study", options(out, batch_size=4, epochs=3)).close()
+    (out / "units").mkdir()
+    (out / "units" / "fold0.json").write_text("{}")
+    with pytest.raises(RunFolderError, match="finished units of work \\(fold0\\) .*'epochs': \\(3, 5\\)"):
+        start_run("study", options(out, batch_size=4, epochs=5))
+    with pytest.raises(RunFolderError, match="'batch_size': \\(4, 8\\)"):
+        start_run("study", options(out, batch_size=8, epochs=3))
+    runs.append(start_run("study", options(out, batch_size=4, epochs=3)))  # the same command resumes
+
+
+def test_without_units_a_larger_epochs_extends_the_run(tmp_path, runs):
+    out = tmp_path / "run"
+    start_run("dcgan", options(out, epochs=3)).close()
+    fake_checkpoint(out, 3)
+    runs.append(start_run("dcgan", options(out, epochs=5)))
+    assert json.loads((out / "config.json").read_text())["options"]["epochs"] == 5
 
 
 def test_a_foreign_config_json_is_not_overwritten(tmp_path):

@@ -32,7 +32,7 @@ LOCK_NAME = "run.lock"
 # The training states a run saves (`backup/` for the GAN, `backup-<model>/`
 # for the semi_cgan recipe's baselines): a run that saved one has work to
 # protect; one that failed before has none.
-_CHECKPOINT_STATES = "backup*/state.json"
+_CHECKPOINT_STATES = "backup*/state.json"  # at any depth: rglob
 # Errors of a folder the user cannot write (read-only, no permission): the
 # user chose it, so they are usage errors.
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -305,18 +305,34 @@ def check_out_dir(out, data_dir):
 
 
 def _checkpoint_epochs(directory):
-    """{backup folder name: completed epochs (None if unreadable)} of a run folder."""
+    """{backup folder: completed epochs (None if unreadable)} of a run folder.
+
+    Backups anywhere in the folder count (a fold's `fold0/backup`), named by
+    their path inside it.
+    """
     epochs = {}
-    for state in sorted(directory.glob(_CHECKPOINT_STATES)):
+    for state in sorted(directory.rglob(_CHECKPOINT_STATES)):
+        name = state.parent.relative_to(directory).as_posix()
         try:
-            epochs[state.parent.name] = int(json.loads(state.read_text())["completed_epochs"])
+            epochs[name] = int(json.loads(state.read_text())["completed_epochs"])
         except (OSError, ValueError, KeyError, TypeError):
-            epochs[state.parent.name] = None
+            epochs[name] = None
     return epochs
 
 
+def _finished_units(directory):
+    """Names of the units of work (`Units`) a run folder holds results of."""
+    from gan_zoo.experiments.units import UNIT_FOLDER
+
+    return sorted(path.stem for path in (directory / UNIT_FOLDER).glob("*.json"))
+
+
 def _check_options(run, checkpoints):
-    """Refuses other options in a folder whose run saved a checkpoint."""
+    """Refuses other options in a folder whose run saved a checkpoint or finished a unit.
+
+    `--epochs` may grow to extend a GAN's training, but not where units of
+    work are finished: their results were computed for the recorded epochs.
+    """
     config_path = run.directory / "config.json"
     if not config_path.exists():
         return
@@ -335,11 +351,19 @@ def _check_options(run, checkpoints):
             return {**defaults[key], **value}
         return value
 
+    units = _finished_units(run.directory)
+    ignored = _RESUME_IGNORES if not units else tuple(k for k in _RESUME_IGNORES if k != "epochs")
     changed = {
         k: (previous.get(k), v)
         for k, v in run.options.items()
-        if k not in _RESUME_IGNORES and recorded(k) != v
+        if k not in ignored and recorded(k) != v
     }
+    if changed and units:
+        raise RunFolderError(
+            f"{run.directory} holds finished units of work ({', '.join(units[:3])}"
+            f"{', ...' if len(units) > 3 else ''}) of a run with other options {changed} "
+            "(old, new); use another --out to start a new run."
+        )
     if changed and checkpoints:
         raise RunFolderError(
             f"{run.directory} holds a run with other options {changed} "
