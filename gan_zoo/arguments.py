@@ -107,6 +107,18 @@ def fraction(text):
     return value
 
 
+def probability(text):
+    """argparse type of a probability in [0, 1] (0 and 1 allowed).
+
+    Args:
+        text: the command-line text.
+    """
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not in [0, 1]")
+    return value
+
+
 def parse_value(text):
     """A `--set` value: a Python literal when it parses as one, else the string.
 

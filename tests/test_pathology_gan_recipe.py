@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.data.he import PathologyHDF5, PathologyHDF5Writer
+from gan_zoo.data.he.prepare import prepare_he_data
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "pathology_gan.py"
 
@@ -87,20 +88,31 @@ def test_recipe_data_from_hdf5_and_a_reference_folder(tmp_path, demo):
                               "--stages", "2", "--tile-size", "28"])
     assert (args.latent_dim, args.dense_units) == (200, 1024)  # the paper's widths with real data
 
-    class Run:
-        def path(self, *parts):
-            path = tmp_path.joinpath("run", *parts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return path
-
-    train, references, summary = recipe.prepare_data(args, Run())
-    assert train == tmp_path / "train.h5"
-    assert summary["train_tiles"] == 40 and summary["test_tiles"] == 9  # 3 x 3 tiles, no dihedral
-    assert references["validation"] is None and references["test"][1] == "test"
+    data = prepare_he_data(args.data_dir, tmp_path / "run" / "data", tile_size=args.tile_size, overlap=args.overlap,
+                           dihedral=not args.no_dihedral, reference=args.reference_dir, batch_size=40)  # one batch: enough
+    assert data.train == tmp_path / "train.h5"
+    assert data.summary["train_tiles"] == 40 and data.summary["test_tiles"] == 9  # 3 x 3 tiles, no dihedral
+    assert data.references["validation"] is None and data.references["test"][1] == "test"
+    assert data.counts_line() == "Tiles: 40 train, 9 test"
     # An HDF5 file without a test split needs a reference.
-    args = recipe.parse_args(["--data-dir", str(tmp_path / "train.h5")])
     with pytest.raises(ValueError, match="no test_img split"):
-        recipe.prepare_data(args, Run())
+        prepare_he_data(tmp_path / "train.h5", tmp_path / "run" / "data", tile_size=28, overlap=0.5)
+
+
+def test_a_folder_of_two_images_holds_out_validation_images_only_beside_a_reference(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder, names in (("images", ("a", "b")), ("reference", ("c",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            Image.fromarray(rng.integers(0, 200, (56, 56, 3), dtype=np.uint8)).save(tmp_path / folder / f"{name}.png")
+    options = dict(tile_size=28, overlap=0.5, dihedral=False)
+    with pytest.raises(ValueError, match=r"holds 2 image group\(s\): too few to hold out valid and test"):
+        prepare_he_data(tmp_path / "images", tmp_path / "run", **options)
+    data = prepare_he_data(tmp_path / "images", tmp_path / "run", reference=tmp_path / "reference", **options)
+    groups = data.summary["tiling"]["groups"]
+    assert sorted(groups) == ["train", "valid"] and sorted(groups["train"] + groups["valid"]) == ["a", "b"]
+    assert data.counts_line() == "Tiles: 9 train, 9 validation, 9 test"
+    assert data.references["test"] == (tmp_path / "run" / "reference.h5", "test")
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -152,3 +164,35 @@ def test_images_smaller_than_a_tile_are_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3 of the 3 images are smaller than one 224-pixel tile" in err and "(40x40)" in err
     assert "--tile-size" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_recipe_interrupted_in_training_resumes_to_the_same_metrics(tmp_path, demo, monkeypatch):
+    from test_recipe_resume import InterruptAtEpochEnd, comparable
+
+    recipe = load_recipe()
+    recipe.main([*TINY, "--out", str(tmp_path / "whole")])
+
+    train_gan = recipe.train_gan
+    monkeypatch.setattr(recipe, "train_gan", lambda *a, callbacks=(), **k: train_gan(
+        *a, **k, callbacks=[*callbacks, InterruptAtEpochEnd(1)]))
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main([*TINY, "--out", str(tmp_path / "resumed")])
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    extractor = tmp_path / "resumed" / "extractor.keras"
+    trained_first = extractor.read_bytes()
+    monkeypatch.setattr(recipe, "train_gan", train_gan)
+    recipe.main([*TINY, "--out", str(tmp_path / "resumed")])
+
+    # The resumed run scored in the extractor its first invocation trained, and ends as the whole run.
+    assert extractor.read_bytes() == trained_first
+
+    def same_parts(name):  # without times and with the run folder's paths made alike
+        text = json.dumps(comparable(json.loads((tmp_path / name / "metrics.json").read_text())))
+        document = json.loads(text.replace(str(tmp_path / name), "RUN"))
+        assert len(document.pop("epoch_seconds")) == 2
+        # Keras numbers the models of one process (pathology_gan_2, ...); a command's is always pathology_gan.
+        assert document["config"].pop("name").startswith("pathology_gan")
+        return document
+
+    assert same_parts("resumed") == same_parts("whole")
