@@ -45,3 +45,12 @@ def test_an_interrupted_save_is_trained_again(tmp_path):
     calls = []
     train_once(run, "extractor", lambda: (calls.append(1) or tiny_model(1), {}))
     assert calls == [1]
+
+
+def test_a_name_with_a_folder_keeps_its_record_beside_the_model(tmp_path):
+    run = Run(tmp_path, {})
+    _, info = train_once(run, "final/diagram", lambda: (tiny_model(1), {}))
+    assert (tmp_path / "final" / "diagram.keras").is_file() and (tmp_path / "final" / "diagram.json").is_file()
+    calls = []
+    train_once(run, "final/diagram", lambda: (calls.append(1) or tiny_model(1), {}))
+    assert calls == []  # found done

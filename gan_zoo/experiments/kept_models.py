@@ -31,7 +31,8 @@ def train_once(run, name, train):
 
     Args:
         run: the `Run`.
-        name: file stem in the run folder (`<name>.keras`, `<name>.json`).
+        name: file stem in the run folder (`<name>.keras`, `<name>.json`;
+            "final/diagram" writes into the folder final/).
         train: `() -> (keras model, info dict)`, called only when the run
             has no finished `<name>`.
 
@@ -58,7 +59,7 @@ def train_once(run, name, train):
         print(f"{name}: {path} (trained earlier in this run)")
         return model, info
     model, info = train()
-    run.save_model(model, path.name)
+    run.save_model(model, path.relative_to(run.directory))
     info = {**info, "weights_sha256": weights_sha256(model), "file": path.name}
-    run.write_json(record.name, info)  # written last: its presence means the model is complete
+    run.write_json(record.relative_to(run.directory), info)  # written last: its presence means the model is complete
     return model, info

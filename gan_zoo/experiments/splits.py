@@ -30,12 +30,13 @@ patient and label (`ImageRecord.group`, `MammogramRecord.patient_id`).
 import dataclasses
 
 from gan_zoo.data.splits import DEFAULT_FRACTIONS, kfold_by_group, split_by_group
+from gan_zoo.errors import UsageError
 
 PARTS = ("train", "validation", "test")
 
 
-class SplitError(ValueError):
-    """A split cannot be made from this data as asked (one line)."""
+class SplitError(UsageError, ValueError):
+    """A split cannot be made from this data as asked (one line, exit status 2)."""
 
 
 @dataclasses.dataclass
