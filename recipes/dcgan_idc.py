@@ -59,7 +59,7 @@ def augment_policy(text):
 
 def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=None, batch_size=64)
-    add_operating_point_option(parser, "youden")
+    add_operating_point_option(parser, "argmax")  # the paper states none
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="v3",
                         help="Chi et al. variant (the paper's final model is v3)")
     parser.add_argument("--image-size", type=positive_int, default=idc.PATCH_SIZE,

@@ -8,7 +8,7 @@ D without the real/fake unit) and plain_cnn (F + E alone on whole images).
 Evaluation is by patient: `--split kfold` (default) cross-validates over patients,
 `--split official` tests on CBIS-DDSM's `Mass-Test_*` images. In each fold
 `--validation-fraction` of the training patients choose the threshold (`--operating-point`,
-default Youden's J); test patients are scored once. Reported: mean +/- std over folds in the
+default argmax: the paper states no operating point); test patients are scored once. Reported: mean +/- std over folds in the
 paper's Table 1 layout, ROC curves of pooled out-of-fold scores (Fig. 2), AUC bars (Fig. 3)
 and D's patch AUROC.
 
@@ -59,7 +59,7 @@ def parse_args(argv=None):
     add("--split-seed", type=seed, default=0)
     add("--validation-fraction", type=fraction, default=0.15,
         help="share of each fold's training patients held out to choose thresholds")
-    add_operating_point_option(parser, "youden")
+    add_operating_point_option(parser, "argmax")  # the paper states none
     add("--models", default=",".join(MODELS), help=f"subset of {MODELS}")
     add("--image-size", type=positive_int, help="whole-image side, a multiple of 16 (default 256; demo 64)")
     add("--patch-size", type=positive_int, default=32)

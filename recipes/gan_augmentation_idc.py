@@ -59,7 +59,7 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=25, batch_size=64)
     add = parser.add_argument
     add("--split-seed", type=seed, default=0, help="seed of the 70/15/15 patient split")
-    add_operating_point_option(parser, "youden")
+    add_operating_point_option(parser, "argmax")  # the paper states none
     add("--train-patches", type=positive_int, default=None, help="use a seeded, class-balanced subset of this "
         "many training patches (the paper: 3,716 of 5,547); validation and test patients keep all theirs")
     add("--dcgan-variants", default="v1,v2,v3", help="DCGAN variants to train per class")

@@ -58,7 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--labelled-fraction", type=fraction, default=1.0,
                         help="fraction of training patches whose label is used, in (0, 1]")
     add_split_options(parser, ("auto", "cruz_roa", "random"), "auto")
-    add_operating_point_option(parser, "youden")
+    add_operating_point_option(parser, "argmax")  # the paper states none
     parser.add_argument("--baselines", default="cruz_roa_cnn,small_cnn",
                         help="comma-separated zoo classifiers to compare ('' for none)")
     parser.add_argument("--baseline-epochs", type=positive_int, default=None,

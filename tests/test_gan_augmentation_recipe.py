@@ -128,7 +128,7 @@ def test_recipe_writes_table_figures_and_scores(whole_run):
     for name, result in results.items():
         for key in ("precision", "recall", "accuracy", "balanced_accuracy", "auroc"):
             assert 0.0 <= result[key] <= 1.0 or np.isnan(result[key]), (name, key)
-        assert result["threshold_source"] == "validation"
+        assert result["threshold_source"] == "argmax" and result["threshold"] == 0.5  # the default
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classifier"]["weights_used"] == "random" and metrics["classifier"]["protocol"] == "full"
     patients = metrics["data"]["patients"]

@@ -92,7 +92,7 @@ def test_semi_cgan_recipe_table_with_baselines(tmp_path, demo):
     patches = metrics["data"]["patches"]
     assert abs(metrics["data"]["labelled_training_patches"] - patches["train"] / 2) <= 2
     for result in metrics["test_metrics"].values():
-        assert result["threshold_source"] == "validation"
+        assert result["threshold_source"] == "argmax" and result["threshold"] == 0.5  # the default
         assert result["n"] == patches["test"]
     assert metrics["reference"] == "semi_cgan_w0.125"
     assert set(metrics["delong_vs_reference"]) == {"cruz_roa_cnn", "small_cnn"}
