@@ -1,0 +1,29 @@
+"""Numbers quoted in the docs come from committed result files (docs/results/runs/)."""
+
+import json
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RUNS = ROOT / "docs" / "results" / "runs"
+
+
+def test_the_readme_quotes_its_demo_run():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    run = json.loads((RUNS / "readme_demo.json").read_text())
+    assert run["command"].split("recipes/", 1)[1] in readme  # the command the README gives
+    found = re.search(r"AUROCs of ([\d.]+) / ([\d.]+) / ([\d.]+) and KID ([\d.]+)", readme)
+    assert found, "the README no longer quotes the demo's AUROCs and KID"
+    downstream = run["downstream_test"]
+    quoted = [float(v) for v in found.groups()]
+    assert quoted[:3] == [round(downstream[f"{k}_auroc"], 3) for k in ("real", "synthetic", "augmented")]
+    assert quoted[3] == round(run["generative_validation"]["kid"], 4)
+    assert run["generative_validation"]["kid_std"] is None  # printed "n/a", as the README says
+    seconds = re.search(r"Measured on 2 CPU cores: (\d+) s for the recipe", readme)
+    assert seconds and int(seconds.group(1)) == round(run["wall_seconds"])
+
+
+def test_every_result_file_is_small_json():
+    for path in RUNS.glob("*"):
+        assert path.suffix == ".json" and path.stat().st_size < 64_000, path
+        json.loads(path.read_text())
