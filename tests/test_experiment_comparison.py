@@ -61,6 +61,18 @@ def test_a_comparison_scores_each_model_at_the_thresholds_of_its_validation_scor
     assert outcome["comparisons"]["noisy"]["p_value"] == comparison.paired("good")["noisy"]["p_value"]
 
 
+def test_a_test_set_too_small_for_delong_leaves_the_results_standing():
+    split = PatientSplitter(seed=1).random(records())
+    positives = [i for i, r in enumerate(split["test"]) if r.label == 1]
+    split.parts["test"] = [r for i, r in enumerate(split["test"]) if r.label == 0 or i == positives[0]]
+    comparison = Comparison(split, "argmax")
+    comparison.add("a", scores_of(split, 0.1, 0))
+    comparison.add("b", scores_of(split, 0.4, 1))
+    (test,) = comparison.paired("a").values()
+    assert math.isnan(test["p_value"]) and "needs at least 2 positive" in test["error"]
+    assert comparison.outcome(reference="a")["results"]["b"]["n"] == len(split["test"])
+
+
 def test_scores_of_the_wrong_length_are_refused():
     split = PatientSplitter(seed=1).random(records())
     with pytest.raises(ValueError, match="test scores for"):

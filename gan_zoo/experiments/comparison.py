@@ -63,12 +63,24 @@ class Comparison:
         return self.results[name]
 
     def paired(self, reference):
-        """`{other model: DeLong test of reference vs other}` on the test images."""
+        """`{other model: DeLong test of reference vs other}` on the test images.
+
+        Where the test images cannot give the test (fewer than two of a
+        class), its `p_value` is NaN and `error` says why: the models'
+        results stand without it.
+        """
         if reference not in self.scores:
             return {}
-        return {other: delong_paired_test(self.labels["test"], self.scores[reference]["test"],
-                                          self.scores[other]["test"])
-                for other in self.scores if other != reference}
+        tests = {}
+        for other in self.scores:
+            if other == reference:
+                continue
+            try:
+                tests[other] = delong_paired_test(self.labels["test"], self.scores[reference]["test"],
+                                                  self.scores[other]["test"])
+            except ValueError as error:
+                tests[other] = {"p_value": float("nan"), "error": str(error)}
+        return tests
 
     def table(self, metrics=None):
         """The paper's layout: rows are metrics, columns are models (Markdown)."""
