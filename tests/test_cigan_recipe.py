@@ -1,12 +1,15 @@
-"""ciGAN's patches (lesion / lesion-free, masks with them) and recipes/cigan_ddsm.py on demo data."""
+"""ciGAN's patches (lesion / lesion-free, masks with them) and recipes/cigan_ddsm.py on demo data,
+interrupted and resumed included."""
 
 import importlib.util
 import json
 import pathlib
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_recipe_resume import InterruptAtEpochEnd, comparable
 
 from gan_zoo.data.mammography import MammogramRecord, scan_cbis_ddsm
 from gan_zoo.data.mammography.lesion_patches import (
@@ -108,33 +111,69 @@ def test_real_cbis_ddsm_patches(shared_data):
     assert set(patches.patients.tolist()) <= {r.patient_id for r in records}
 
 
-@pytest.mark.slow
-def test_recipe_prints_table_1_and_saves_figure_1(tmp_path, capsys):
-    recipe = _recipe()
-    out = tmp_path / "run"
-    result = recipe.main([
-        "--out", str(out), "--patch-size", "32", "--feature-network", "domain",
-        "--backbone-weights", "none", "--pretrain-steps", "2", "--gan-steps", "4",
-        "--domain-steps", "4", "--classifier-steps", "4", "--eval-every", "2",
-        "--curriculum-every", "1", "--classifier-batch-size", "8",
-    ])
-    printed = capsys.readouterr().out
+TINY_RUN = ["--patch-size", "32", "--feature-network", "domain", "--backbone-weights", "none",
+            "--pretrain-steps", "2", "--gan-steps", "4", "--domain-steps", "4", "--classifier-steps", "4",
+            "--eval-every", "2", "--curriculum-every", "1", "--classifier-batch-size", "8"]
+
+
+def check_table_one_run(recipe, out, metrics, printed):
+    """What a finished run printed and wrote: Table 1, Fig. 1, the layer's comparison files."""
     for row in recipe.REGIMES:
         assert f"| {row} | " in printed
     assert "random init (ImageNet weights unavailable)" in printed
     assert "domain substitute" in printed
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["table1"]) == set(recipe.REGIMES)
+    assert json.loads((out / "metrics.json").read_text())["table1"] == metrics["table1"]
+    assert set(metrics["table1"]) == set(metrics["test_metrics"]) == set(recipe.REGIMES)
     assert len(metrics["delong"]) == 3
     assert all(0 <= v["auroc"] <= 1 for v in metrics["table1"].values())
+    # The real-only row is the reference of the layer's paired tests; the table's p-values are these.
+    assert metrics["reference"] == "Baseline (no augmentation)"
+    for row, test in metrics["delong_vs_reference"].items():
+        assert test == metrics["delong"][f"Baseline (no augmentation) vs {row}"]
+    assert metrics["test_metrics"]["Traditional augmentation"]["augmentation"] is True
     assert metrics["feature_network"]["kind"] == "domain_classifier"
     assert metrics["cigan"]["steps"] >= 6
-    assert metrics["synthetic"]["count"] == metrics["patches"]["train"]["count"]
-    assert set(metrics["patients"]) == {"train", "validation", "test"}
+    assert metrics["synthetic"]["count"] == metrics["data"]["patches"]["train"]["count"]
+    assert set(metrics["data"]["patients"]) == {"train", "validation", "test"}
+    assert {"cigan", "classifier-none", "classifier-traditional_cigan"} <= set(metrics["seconds"])
     grid = np.asarray(Image.open(out / "figure1_test_patients.png"))
     assert grid.shape[1] == 3 * 64 + 2  # original, input, synthetic (2x enlarged), 1-px gaps
-    assert (out / "cigan.weights.h5").is_file() and (out / "table1.md").is_file()
-    assert set(result["results"]) == set(recipe.REGIMES)
+    for name in ("cigan.weights.h5", "cigan_config.json", "table1.md", "table.md", "scores.npz", "roc_test.png"):
+        assert (out / name).is_file()
+    scores = np.load(out / "scores.npz")
+    assert len(scores["Baseline (no augmentation).test"]) == metrics["table1"]["Baseline (no augmentation)"]["n"]
+
+
+@pytest.mark.slow
+def test_recipe_prints_table_1_and_an_interrupted_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, capsys):
+    # One test for both: the uninterrupted run is the reference of the resumed one,
+    # and every ResNet-50 trained here costs about a minute on two CPU cores.
+    recipe = _recipe()
+    metrics = recipe.main(["--out", str(tmp_path / "whole"), *TINY_RUN])
+    check_table_one_run(recipe, tmp_path / "whole", metrics, capsys.readouterr().out)
+
+    train_regime, trained = recipe.train_regime, []
+
+    def interrupted_in_the_second_row(regime, *args, **kwargs):
+        trained.append(regime)
+        stop = [InterruptAtEpochEnd(1)] if regime == "Traditional augmentation" else []
+        return train_regime(regime, *args, **kwargs, callbacks=stop)
+
+    monkeypatch.setattr(recipe, "train_regime", interrupted_in_the_second_row)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main(["--out", str(resumed), *TINY_RUN])
+    assert not (resumed / "metrics.json").exists()
+    assert sorted(p.name for p in (resumed / "units").iterdir()) == ["classifier-none.json"]
+    assert any((resumed / "backup-traditional").iterdir())  # its first chunk was kept
+    trained.clear()
+    monkeypatch.setattr(recipe, "train_regime", lambda regime, *a, **k: trained.append(regime) or train_regime(
+        regime, *a, **k))
+    recipe.main(["--out", str(resumed), *TINY_RUN])
+
+    assert trained == ["Traditional augmentation", "ciGAN + Traditional aug"]  # the finished row is read back
+    whole, again = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "resumed"))
+    assert comparable(again) == comparable(whole)
 
 
 def test_recipe_refuses_bad_options_before_work(tmp_path, capsys):
@@ -179,7 +218,10 @@ def test_a_resumed_run_keeps_its_domain_feature_network(tmp_path, capsys):
     recipe.main(argv)  # a rerun of the finished run: the same network, not a new one
     assert "trained earlier in this run" in capsys.readouterr().out
     assert (out / "feature_network.keras").read_bytes() == network
-    assert json.loads((out / "metrics.json").read_text())["feature_network"]["sha256"] == first["sha256"]
-    (out / "feature_network.keras").write_bytes(network[:-1] + bytes([network[-1] ^ 1]))
+    info = json.loads((out / "metrics.json").read_text())["feature_network"]
+    assert info["weights_sha256"] == first["weights_sha256"] and info["validation_accuracy"] == first["validation_accuracy"]
+    changed = keras.models.load_model(out / "feature_network.keras")  # another network in its place
+    changed.set_weights([w + 1 for w in changed.get_weights()])
+    changed.save(out / "feature_network.keras")
     assert recipe.main.command_line(argv) == 2
-    assert "is not the feature network this run trained" in capsys.readouterr().err
+    assert "is not the feature_network this run trained" in capsys.readouterr().err

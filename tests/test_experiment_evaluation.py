@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # No paper states an operating point: a classifier's own decision (argmax,
 # P >= 0.5) is the reading of their tables.
 CLASSIFYING_RECIPES = {"semi_cgan_idc": "argmax", "diagram_ddsm_to_inbreast": "argmax",
-                       "gan_augmentation_idc": "argmax", "cigan_ddsm": "youden", "dcgan_idc": "argmax",
+                       "gan_augmentation_idc": "argmax", "cigan_ddsm": "argmax", "dcgan_idc": "argmax",
                        "compare_classifiers_idc": "argmax"}
 
 # Validation: sorted scores 0.1(0) 0.2(0) 0.6(1) 0.7(0) 0.8(1) 0.9(1). Youden's J
