@@ -88,8 +88,9 @@ def parse_args(argv=None):
         help="training steps (batches of 32) of the domain extractor, rounded up to whole epochs")
     add("--eval-every", type=non_negative_int, default=0,
         help="epochs between validation KID/FID (0: after the last epoch only)")
-    add("--eval-samples", type=positive_int, default=1000, help="generated images per KID/FID")
-    add("--eval-real", type=positive_int, default=5000, help="at most this many reference tiles")
+    add("--eval-samples", type=positive_int, default=None,
+        help="generated images per KID/FID (default: as many as reference tiles, the paper's 5,000 vs 5,000)")
+    add("--eval-real", type=positive_int, default=5000, help="at most this many reference tiles (the paper: 5,000)")
     add("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
     args = parser.parse_args(argv)
     for option, path in ((o, getattr(args, o)) for o in ("data_dir", "reference_dir", "extractor_data")):

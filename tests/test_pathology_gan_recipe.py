@@ -196,3 +196,15 @@ def test_recipe_interrupted_in_training_resumes_to_the_same_metrics(tmp_path, de
         return document
 
     assert same_parts("resumed") == same_parts("whole")
+
+
+def test_kid_fid_default_to_the_papers_equal_counts_and_say_when_the_data_is_short():
+    from gan_zoo.training.pathology_gan_study import paper_counts_note
+
+    assert paper_counts_note("test", 5000, None) == (
+        "KID / FID on test: 5000 generated vs 5000 real tiles, as in the paper.")
+    assert paper_counts_note("test", 64, None) == (
+        "KID / FID on test: 64 generated vs 64 real tiles (the paper: 5000 vs 5000; the data holds fewer).")
+    assert "as asked" in paper_counts_note("validation", 5000, 1000)
+    recipe = load_recipe()
+    assert recipe.parse_args([]).eval_samples is None and recipe.parse_args([]).eval_real == 5000
