@@ -42,7 +42,7 @@ NAME = "diagram_ddsm_to_inbreast"
 REFERENCE = "diagram"
 # The demo takes minutes on a CPU. Real data: the paper's 5 folds; 256 px, widths, epochs, batch are our choices.
 DEMO = {"image_size": 64, "width": 0.25, "epochs": 30, "folds": 3, "patch_copies": 4, "batch_size": 8}
-REAL = {"image_size": 256, "width": 1.0, "epochs": 30, "folds": 5, "patch_copies": 8, "batch_size": 16}
+REAL = {"image_size": 256, "width": 1.0, "epochs": 30, "folds": 5, "patch_copies": 8, "batch_size": 32}  # the plan's
 
 
 def parse_args(argv=None):

@@ -147,3 +147,11 @@ def test_a_unit_without_validation_and_test_scores_is_refused_in_one_line():
         {"validation": [], "test": []}, {})
     with pytest.raises(UsageError, match="earlier version of the recipe"):
         unit_result("source/fold0/diagram", {"metrics": {}, "scores": [0.5], "labels": [1]})
+
+
+def test_real_data_defaults_are_the_models_plan(recipe):
+    import gan_zoo
+
+    plan = gan_zoo.load("diagram", image_size=64).training_plan()
+    assert (recipe.REAL["epochs"], recipe.REAL["batch_size"]) == (plan.epochs, plan.batch_size)
+    assert plan.flips == "horizontal"  # the paper mirrors across the vertical axis only
