@@ -72,6 +72,8 @@ def parse_args(argv=None):
     add("--cyclegan-epochs", type=positive_int, default=25, help="CycleGAN epochs (Chi et al.: 25)")
     add("--cyclegan-filters", type=positive_int, default=64, help="CycleGAN base width (64)")
     add("--cyclegan-batch", type=positive_int, default=1, help="CycleGAN batch (reference: 1)")
+    add("--cyclegan-decay", choices=("run", "reference"), default="run", help="CycleGAN rate: constant for "
+        "half the epochs, then decayed to 0 ('run'), or the reference's 100 + 100 epochs ('reference')")
     add("--min-ssd", type=positive_float, default=None, help="drop CycleGAN translations whose sum of "
         "squared differences from their source (pixels in [0, 1]) is below this")
     add("--synthetic-fraction", type=fraction, default=None,

@@ -110,7 +110,8 @@ def test_options_are_checked():
     for bad, match in [({"image_size": 4}, "image_size"), ({"cycle_weight": -1}, "cycle_weight"),
                        ({"discriminator_downsamplings": 4}, "discriminator_downsamplings"),
                        ({"residual_blocks": 0}, "residual_blocks"), ({"pool_size": -1}, "pool_size"),
-                       ({"channels": 2}, "channels"), ({"beta_1": 1.0}, "beta_1")]:
+                       ({"channels": 2}, "channels"), ({"beta_1": 1.0}, "beta_1"),
+                       ({"lr_decay": "cosine"}, "lr_decay")]:
         with pytest.raises(ValueError, match=match):
             tiny(**bad)
 
@@ -275,6 +276,10 @@ def test_plan_decays_linearly_to_zero_after_half_the_epochs():
     assert plan.learning_rate == LinearDecay(constant_epochs=100, total_epochs=200)
     short = tiny().training_plan(epochs=4)
     assert [short.learning_rate.epoch_factor(e) for e in range(4)] == [1.0, 1.0, 1.0, 0.5]
+    # Chi et al.'s 25 epochs on the reference's own epoch numbers: no decay yet.
+    reference = tiny(lr_decay="reference").training_plan(epochs=25)
+    assert {reference.learning_rate.epoch_factor(e) for e in range(25)} == {1.0}
+    assert tiny(lr_decay="reference").get_config()["lr_decay"] == "reference"
 
 
 @pytest.mark.slow

@@ -192,3 +192,16 @@ def test_an_interrupted_study_resumes_its_rows_to_the_same_metrics(folders, reci
     whole = json.loads((whole_run[0] / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert comparable(resumed) == comparable(whole)
+
+
+def test_the_cyclegan_rate_schedule_option_reaches_the_model(recipe, tmp_path):
+    import tensorflow as tf
+
+    from gan_zoo.experiments import Run
+
+    args = recipe.parse_args(["--cyclegan-decay", "reference", "--cyclegan-filters", "4"])
+    trainer = study.GanTrainer(Run(tmp_path, {}), lambda name: Run(tmp_path / name, {}),
+                               tf.distribute.get_strategy(),
+                               **{option: getattr(args, option) for option in study.GAN_OPTIONS})
+    assert trainer.cyclegan_decay == "reference"
+    assert recipe.parse_args([]).cyclegan_decay == "run"

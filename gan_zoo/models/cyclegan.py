@@ -37,6 +37,7 @@ CITATION = (
     "GAN for Improved Breast Cancer Classification' (UC Berkeley, 2018)."
 )
 DIRECTIONS = ("a_to_b", "b_to_a")
+LR_DECAYS = ("run", "reference")
 def _check(name, value, valid, description):
     if not valid:
         raise ValueError(f"{name} must be {description}, got {value!r}.")
@@ -73,6 +74,12 @@ class CycleGAN(ImageTranslator, AdversarialModel):
       window would keep that ratio but see little more than a few nuclei).
     - Batch size 1 in the reference; `training_plan(batch_size=...)` may
       raise it (instance norm makes the networks independent of the batch).
+    - `lr_decay`: the reference keeps the rate for 100 epochs and decays it
+      to 0 over 100 more. Chi et al. trained 25 epochs and do not say how
+      the rate moved. "run" (default) fits the reference's shape to the
+      epochs trained (constant for the first half, decay over the second);
+      "reference" keeps its epoch numbers (100 + 100), so a 25-epoch run
+      trains at a constant rate.
 
     Domains: Chi et al. translate non-IDC (A, label 0) <-> IDC (B, label 1).
 
@@ -90,6 +97,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         pool_size: past fakes kept per direction (50; 0: no pool).
         learning_rate: Adam learning rate of both groups.
         beta_1: Adam beta_1 of both groups.
+        lr_decay: "run" or "reference" (see above).
         seed: seed of the training random stream (the pools' draws).
         **kwargs: `keras.Model` arguments (e.g. `name`).
 
@@ -120,6 +128,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         pool_size=50,
         learning_rate=2e-4,
         beta_1=0.5,
+        lr_decay="run",
         seed=0,
         **kwargs,
     ):
@@ -145,6 +154,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         _check("pool_size", pool_size, int(pool_size) >= 0, ">= 0")
         _check("learning_rate", learning_rate, float(learning_rate) > 0, "> 0")
         _check("beta_1", beta_1, 0 <= float(beta_1) < 1, "in [0, 1)")
+        _check("lr_decay", lr_decay, lr_decay in LR_DECAYS, f"one of {LR_DECAYS}")
         g_filters, d_filters = int(generator_filters), int(discriminator_filters)
         networks = {
             name: build_generator(image_size, channels, g_filters, blocks, name)
@@ -163,6 +173,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.pool_size = int(pool_size)
         self.learning_rate, self.beta_1 = float(learning_rate), float(beta_1)
+        self.lr_decay = lr_decay
         # One pool per direction: fakes of A for discriminator_a, of B for
         # discriminator_b. Built now, so their buffers exist before a
         # distributed fit and are saved with the model.
@@ -189,12 +200,15 @@ class CycleGAN(ImageTranslator, AdversarialModel):
 
     def training_plan(self, epochs=None, batch_size=None):
         """The reference's plan: batch 1, 200 epochs, rate constant for the first half
-        then linearly decayed to 0 (with `epochs` given, the same halves of it)."""
+        then linearly decayed to 0 (with `epochs` given and `lr_decay="run"`, the
+        same halves of it; with "reference", the reference's 100 + 100 epochs)."""
         epochs = int(epochs or 200)
+        decay = (LinearDecay(constant_epochs=epochs // 2, total_epochs=epochs) if self.lr_decay == "run"
+                 else LinearDecay(constant_epochs=100, total_epochs=max(200, epochs)))
         return TrainingPlan(
             epochs=epochs,
             batch_size=batch_size or 1,
-            learning_rate=LinearDecay(constant_epochs=epochs // 2, total_epochs=epochs),
+            learning_rate=decay,
             flips=True,
             notes=(
                 "CycleGAN reference: 100 epochs constant + 100 linear decay, batch 1, "
@@ -349,6 +363,7 @@ class CycleGAN(ImageTranslator, AdversarialModel):
             "pool_size": self.pool_size,
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
+            "lr_decay": self.lr_decay,
             "seed": self.seed,
         }
 
@@ -368,6 +383,7 @@ register_model(
         "pool_size": 50,
         "learning_rate": 2e-4,
         "beta_1": 0.5,
+        "lr_decay": "run",
         "seed": 0,
     },
     citation=CITATION,

@@ -60,7 +60,7 @@ def upscale(images, factor=2):
 # ------------------------------------------------------------- generators
 # `GanTrainer` fields a recipe takes from its options of the same names.
 GAN_OPTIONS = ("seed", "jit", "dcgan_filters", "dcgan_epochs", "dcgan_batch", "cyclegan_filters",
-               "cyclegan_epochs", "cyclegan_batch")
+               "cyclegan_epochs", "cyclegan_batch", "cyclegan_decay")
 
 
 @dataclasses.dataclass
@@ -77,6 +77,8 @@ class GanTrainer:
         dcgan_filters, dcgan_epochs, dcgan_batch: DCGAN width, epochs (None:
             the variant's) and batch size (capped by the images).
         cyclegan_filters, cyclegan_epochs, cyclegan_batch: the CycleGAN's.
+        cyclegan_decay: its rate schedule, `CycleGAN(lr_decay=...)`: "run"
+            (the reference's halves of the epochs trained) or "reference".
     """
 
     run: object
@@ -90,6 +92,7 @@ class GanTrainer:
     cyclegan_filters: int
     cyclegan_epochs: int
     cyclegan_batch: int
+    cyclegan_decay: str = "run"
 
     def dcgan(self, name, variant, records):
         """An unconditional DCGAN `variant` trained on `records`: (model, JSON info)."""
@@ -121,7 +124,8 @@ class GanTrainer:
         """CycleGAN between non-IDC (A) and IDC (B) training patches: (model, JSON info)."""
         with self.strategy.scope():
             gan = gan_zoo.load("cyclegan", image_size=SIZE, generator_filters=self.cyclegan_filters,
-                               discriminator_filters=self.cyclegan_filters, seed=self.seed)
+                               discriminator_filters=self.cyclegan_filters, lr_decay=self.cyclegan_decay,
+                               seed=self.seed)
             gan.compile(jit_compile=self.jit)
         images, labels = arrays
         fixed = {"a": images[labels == 0][:8], "b": images[labels == 1][:8]}
