@@ -25,11 +25,7 @@ are the papers' sizes (hours on a CPU). A quick look at the demo data:
         --dcgan-epochs 1 --dcgan-filters 4 --cyclegan-epochs 1 --cyclegan-filters 4 --cyclegan-batch 8 \
         --domain-epochs 1
 
-The measured IDC run (docs/results/cyclegan.md), about 20 minutes on 2 cores:
-
-    python recipes/gan_augmentation_idc.py --data-dir ../shared/data/idc --train-patches 2400 \
-        --dcgan-variants v3 --dcgan-epochs 15 --dcgan-filters 16 --cyclegan-epochs 5 \
-        --cyclegan-filters 16 --cyclegan-batch 8 --epochs 3 --learning-rate 0.01
+The measured IDC run, its command and its results: docs/results/cyclegan.md.
 """
 
 import dataclasses
@@ -72,6 +68,8 @@ def parse_args(argv=None):
     add("--cyclegan-epochs", type=positive_int, default=25, help="CycleGAN epochs (Chi et al.: 25)")
     add("--cyclegan-filters", type=positive_int, default=64, help="CycleGAN base width (64)")
     add("--cyclegan-batch", type=positive_int, default=1, help="CycleGAN batch (reference: 1)")
+    add("--synthetic-per-class", type=positive_int, default=None, help="patches each DCGAN draws per "
+        "class (default: as many as the real training set holds, Chi et al.'s choice)")
     add("--cyclegan-decay", choices=("run", "reference"), default="run", help="CycleGAN rate: constant for "
         "half the epochs, then decayed to 0 ('run'), or the reference's 100 + 100 epochs ('reference')")
     add("--min-ssd", type=positive_float, default=None, help="drop CycleGAN translations whose sum of "
@@ -162,7 +160,8 @@ def main(argv=None):
         found["clusters"] = report.units.get("clusters", lambda: study.cluster_experiment(
             trainer, split["train"], arrays["train"], clusters=args.clusters, variants=args.cluster_variants))
     with report.stage("generators"):
-        sets, generators = trainer.synthetic_sets(split["train"], arrays["train"], args.dcgan_variants, args.min_ssd)
+        sets, generators = trainer.synthetic_sets(split["train"], arrays["train"], args.dcgan_variants, args.min_ssd,
+                                                  per_class=args.synthetic_per_class)
     with report.stage("generator_scores"):
         domain, domain_info = train_once(run, "domain_classifier", lambda: study.fit_domain_classifier(
             arrays["train"], epochs=args.domain_epochs, seed=args.seed))

@@ -205,3 +205,30 @@ def test_the_cyclegan_rate_schedule_option_reaches_the_model(recipe, tmp_path):
                                **{option: getattr(args, option) for option in study.GAN_OPTIONS})
     assert trainer.cyclegan_decay == "reference"
     assert recipe.parse_args([]).cyclegan_decay == "run"
+
+
+def test_the_dcgan_sets_hold_the_real_counts_or_the_asked_count_per_class(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from gan_zoo.experiments import Run
+    from gan_zoo.training.augmentation import SyntheticSet
+
+    class Generator:
+        def generate(self, n, seed=0, batch_size=256):
+            return np.zeros((n, 50, 50, 3), np.float32)
+
+    trainer = study.GanTrainer(Run(tmp_path, {}), lambda name: Run(tmp_path / name, {}),
+                               tf.distribute.get_strategy(), seed=0, jit=False, dcgan_filters=4, dcgan_epochs=1,
+                               dcgan_batch=8, cyclegan_filters=4, cyclegan_epochs=1, cyclegan_batch=1)
+    monkeypatch.setattr(trainer, "per_class_dcgans", lambda variant, records: ({0: Generator(), 1: Generator()}, {}))
+    monkeypatch.setattr(trainer, "cyclegan", lambda records, arrays: (None, {}))
+    from gan_zoo.training import augmentation_generators
+
+    monkeypatch.setattr(augmentation_generators, "translate_labelled", lambda *a, **k: SyntheticSet(
+        images=np.zeros((0, 50, 50, 3), np.float32), labels=np.zeros(0, np.int32),
+        description={"dropped_too_close": 0}))
+    arrays = (np.zeros((7, 50, 50, 3), np.float32), np.array([0, 0, 0, 0, 0, 1, 1]))
+    sets, _ = trainer.synthetic_sets([], arrays, ["v3"], None)
+    assert sets["DCGAN v3"].class_counts() == [5, 2]  # Chi et al.: as many as the real patches
+    sets, _ = trainer.synthetic_sets([], arrays, ["v3"], None, per_class=4)
+    assert sets["DCGAN v3"].class_counts() == [4, 4]

@@ -145,18 +145,21 @@ class GanTrainer:
         return gan, {"epochs": len(logs), "seconds": time.perf_counter() - tic,
                      "final": {k: logs[-1][k] for k in ("d_loss", "g_loss", "cycle_loss")}}
 
-    def synthetic_sets(self, records, arrays, variants, min_ssd):
+    def synthetic_sets(self, records, arrays, variants, min_ssd, per_class=None):
         """The study's synthetic training sets and the generators that made them.
 
         Per DCGAN variant, one generator per class draws as many patches of
-        each class as the real training set holds; the CycleGAN translates
-        every real training patch into the other class, its label flipped.
+        each class as the real training set holds (Chi et al.'s choice;
+        `per_class` sets another count); the CycleGAN translates every real
+        training patch into the other class, its label flipped (one
+        translation per real patch, whatever `per_class`).
 
         Args:
             records: the training records, in `arrays` order.
             arrays: `(images, labels)` of the training patches.
             variants: the DCGAN variants.
             min_ssd: drop translations closer than this to their source (None: keep all).
+            per_class: patches each DCGAN draws per class (None: the real counts).
 
         Returns:
             `({"DCGAN <v>": SyntheticSet, ..., "CycleGAN": SyntheticSet}, {generator: JSON info})`.
@@ -164,10 +167,10 @@ class GanTrainer:
         sets, generators = {}, {}
         counts = np.bincount(arrays[1], minlength=2)
         for variant in variants:
-            per_class, info = self.per_class_dcgans(variant, records)
+            generators_of, info = self.per_class_dcgans(variant, records)
             generators.update(info)
-            sets[f"DCGAN {variant}"] = generate_labelled(per_class, {0: int(counts[0]), 1: int(counts[1])},
-                                                         seed=self.seed)
+            sizes = {c: int(counts[c]) if per_class is None else int(per_class) for c in (0, 1)}
+            sets[f"DCGAN {variant}"] = generate_labelled(generators_of, sizes, seed=self.seed)
         cyclegan, generators["cyclegan"] = self.cyclegan(records, arrays)
         sets["CycleGAN"] = translate_labelled(cyclegan, *arrays, min_ssd=min_ssd)
         print(f"CycleGAN translations: {len(sets['CycleGAN'])} kept, "
