@@ -441,6 +441,7 @@ def test_plots_write_png_files(tmp_path):
         title="ROC",
     )
     _assert_png(roc)
+    _assert_png(metrics.save_pr_curves(tmp_path / "pr.png", {"good": (y, good), "weak": (y, weak)}))
 
     history = {"d_loss": [1.2, 0.9, 0.8, 0.7], "g_loss": [0.7, 1.0, 1.1, float("nan")]}
     _assert_png(metrics.save_loss_curves(tmp_path / "loss.png", history))
@@ -464,6 +465,10 @@ def test_plot_argument_errors(tmp_path):
         )
     with pytest.raises(ValueError, match="both classes"):
         metrics.save_roc_curves(tmp_path / "roc.png", {"m": ([0, 0], [0.1, 0.2])})
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.save_pr_curves(tmp_path / "pr.png", {"m": ([1, 1], [0.1, 0.2])})
+    with pytest.raises(ValueError):
+        metrics.save_pr_curves(tmp_path / "pr.png", {})
 
 
 # --- packaging ---

@@ -56,6 +56,7 @@ def test_a_comparison_scores_each_model_at_the_thresholds_of_its_validation_scor
     np.testing.assert_allclose(saved["noisy.validation"], comparison.scores["noisy"]["validation"])
     assert "good" in (tmp_path / "table.md").read_text()
     assert (tmp_path / "roc_test.png").is_file() and (tmp_path / "confusion_noisy.png").is_file()
+    assert (tmp_path / "pr_test.png").is_file()
     outcome = comparison.outcome(reference="good")
     assert outcome["patients"]["test"] == split.patients("test")
     assert outcome["comparisons"]["noisy"]["p_value"] == comparison.paired("good")["noisy"]["p_value"]

@@ -159,7 +159,8 @@ def test_recipe_writes_table_figures_and_scores(whole_run):
     assert "RANDOM" in table and "Precision (%)" in table and "DeLong p" in table and "--test-dir" in table
     scores = np.load(out / "scores.npz")
     assert scores["Real.test"].shape == scores["labels.test"].shape == (36,)
-    for figure in ("fig3_cyclegan_pairs.png", "fig5_dcgan_v1_per_class.png", "roc_test.png", "confusion_Real.png",
+    for figure in ("fig3_cyclegan_pairs.png", "fig5_dcgan_v1_per_class.png", "roc_test.png", "pr_test.png",
+                   "confusion_Real.png",
                    "cyclegan.keras", "dcgan_v1_class1.keras", "domain_classifier.keras", "clusters/cluster_0.png"):
         assert (out / figure).is_file(), figure
     assert list(out.glob("fig5_cluster*_dcgan_v1.png"))

@@ -12,7 +12,7 @@ fold).
     comparison = Comparison(split, operating_point)
     comparison.add("small_cnn", {"validation": p_val, "test": p_test}, epochs=10)
     comparison.add("semi_cgan", ...)
-    comparison.save(run)                     # table.md, scores.npz, ROC, confusions
+    comparison.save(run)                     # table.md, scores.npz, ROC, PR, confusions
     outcome = comparison.outcome(reference="semi_cgan")   # JSON for metrics.json
 """
 
@@ -87,13 +87,14 @@ class Comparison:
         return format_metrics_table(self.results, **({"metrics": metrics} if metrics else {}))
 
     def save(self, run, *, table_metrics=None):
-        """Writes table.md, scores.npz, roc_test.png and confusion_<model>.png into `run`."""
-        from gan_zoo.metrics.plots import save_confusion_matrix, save_roc_curves
+        """Writes table.md, scores.npz, roc_test.png, pr_test.png and confusion_<model>.png into `run`."""
+        from gan_zoo.metrics.plots import save_confusion_matrix, save_pr_curves, save_roc_curves
 
         run.path("table.md").write_text(self.table(table_metrics) + "\n")
         self.save_scores(run.path("scores.npz"))
-        save_roc_curves(run.path("roc_test.png"),
-                        {name: (self.labels["test"], s["test"]) for name, s in self.scores.items()})
+        curves = {name: (self.labels["test"], s["test"]) for name, s in self.scores.items()}
+        save_roc_curves(run.path("roc_test.png"), curves)
+        save_pr_curves(run.path("pr_test.png"), curves)
         for name, result in self.results.items():
             predicted = (self.scores[name]["test"] >= result["threshold"]).astype(int)
             save_confusion_matrix(run.path(f"confusion_{name}.png"), self.labels["test"], predicted)

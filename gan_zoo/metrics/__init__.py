@@ -44,6 +44,7 @@ from gan_zoo.metrics.generative import (
 from gan_zoo.metrics.plots import (
     save_confusion_matrix,
     save_loss_curves,
+    save_pr_curves,
     save_roc_curves,
 )
 from gan_zoo.metrics.scores import (
@@ -83,6 +84,7 @@ __all__ = [
     "roc_curve_points",
     "save_confusion_matrix",
     "save_loss_curves",
+    "save_pr_curves",
     "save_reference_stats",
     "save_roc_curves",
 ]
