@@ -171,6 +171,20 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
 
 
+def test_semi_cgan_johnsons_patch_split_is_an_option_that_says_it_leaks(demo, capsys):
+    from gan_zoo.data import idc
+    from gan_zoo.data.demo import demo_dir
+
+    recipe = load_recipe("semi_cgan_idc")
+    dataset = idc.scan_idc(demo_dir("histology"))
+    (split,) = recipe.make_splits(dataset, recipe.parse_args(["--split", "johnson"]))
+    assert split.leaks_patients and "IMAGE-LEVEL" in capsys.readouterr().out
+    assert abs(len(split["test"]) - 0.2 * len(dataset.patches)) <= 2
+    assert set(split.patients("train")) & set(split.patients("test"))
+    (by_patient,) = recipe.make_splits(dataset, recipe.parse_args(["--split", "random"]))
+    assert not by_patient.leaks_patients
+
+
 @pytest.mark.slow
 def test_semi_cgan_recipe_cross_validates_by_patient_and_resumes_by_fold(tmp_path, demo):
     from PIL import Image

@@ -22,6 +22,10 @@ Schemes (`PatientSplitter` methods):
 - `held_out(records, test_records)`: a separate test folder (`--test-dir`);
   patients found in both are removed from the training folder's records,
   and their number is recorded.
+- `by_image(records, fractions, paper)`: images, not patients, assigned to
+  the parts, as some papers split: only to reproduce such a paper's
+  protocol. Patients then leak across the parts and the scores are
+  optimistic; the split's note and `leaks_patients` say so.
 
 Records can be any objects: the splitter is told how to read a record's
 patient and label (`ImageRecord.group`, `MammogramRecord.patient_id`).
@@ -52,6 +56,8 @@ class Split:
         patient: the function that reads a record's patient.
         removed_patients: patients dropped from training because a
             separate test folder holds them too (`held_out`).
+        leaks_patients: the parts were drawn by image (`by_image`), so one
+            patient's images may be in several parts.
     """
 
     name: str
@@ -60,6 +66,7 @@ class Split:
     scored: str = "test"
     patient: object = dataclasses.field(default=lambda record: record.group, repr=False)
     removed_patients: int = 0
+    leaks_patients: bool = False
 
     def __getitem__(self, part):
         return self.parts[part]
@@ -79,6 +86,8 @@ class Split:
         }
         if self.removed_patients:
             summary["patients_removed_from_training"] = self.removed_patients
+        if self.leaks_patients:
+            summary["leaks_patients"] = True
         return summary
 
 
@@ -193,6 +202,28 @@ class PatientSplitter:
         parts = {"train": train, "validation": validation, "test": list(test_records)}
         return self._checked(Split("split", parts, note, patient=self.patient,
                                    removed_patients=len(shared)))
+
+    def by_image(self, records, fractions, paper):
+        """Seeded shares of the IMAGES (not patients): a paper's own protocol, which leaks patients.
+
+        Args:
+            records: every record.
+            fractions: `{"train", "validation", "test"}` shares of the images.
+            paper: whose protocol this is, for the note (e.g. "Johnson 2020's 80/20").
+        """
+        if set(fractions) != set(PARTS):
+            raise SplitError(f"Split fractions must name {PARTS}; got {sorted(fractions)}.")
+        keys = [str(i) for i in range(len(records))]
+        groups = split_by_group(keys, dict(fractions), self.seed, labels=[self.label(r) for r in records])
+        parts = {part: [records[int(i)] for i in sorted(groups[part], key=int)] for part in PARTS}
+        shares = "/".join(f"{100 * fractions[p]:g}" for p in PARTS)
+        note = (f"IMAGE-LEVEL split {shares} (seed {self.seed}), {paper} protocol: one patient's images "
+                "fall in several parts, so the scores are optimistic and not comparable with patient splits")
+        split = Split("split", parts, note, patient=self.patient, leaks_patients=True)
+        empty = [part for part in PARTS if not split.parts[part]]
+        if empty:
+            raise SplitError(f"The split ({note}) leaves {' and '.join(empty)} without images.")
+        return split
 
     def carve(self, records):
         """(train, validation): a seeded `validation_share` of the patients."""
