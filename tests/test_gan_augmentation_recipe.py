@@ -233,3 +233,11 @@ def test_the_dcgan_sets_hold_the_real_counts_or_the_asked_count_per_class(tmp_pa
     assert sets["DCGAN v3"].class_counts() == [5, 2]  # Chi et al.: as many as the real patches
     sets, _ = trainer.synthetic_sets([], arrays, ["v3"], None, per_class=4)
     assert sets["DCGAN v3"].class_counts() == [4, 4]
+
+
+def test_chis_patch_split_is_an_option_that_says_it_leaks(recipe, folders, capsys):
+    dataset = idc.scan_idc(folders[0])
+    split = recipe.make_split(dataset, None, recipe.parse_args(["--split", "chi", "--batch-size", "16"]))
+    assert split.leaks_patients and "IMAGE-LEVEL" in capsys.readouterr().out and "67/33" in split.note
+    assert abs(len(split["test"]) - 0.33 * len(dataset.patches)) <= 2
+    assert not recipe.make_split(dataset, None, recipe.parse_args(["--batch-size", "16"])).leaks_patients

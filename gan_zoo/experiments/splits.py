@@ -206,6 +206,8 @@ class PatientSplitter:
     def by_image(self, records, fractions, paper):
         """Seeded shares of the IMAGES (not patients): a paper's own protocol, which leaks patients.
 
+        Prints a banner saying so when it is made.
+
         Args:
             records: every record.
             fractions: `{"train", "validation", "test"}` shares of the images.
@@ -223,6 +225,7 @@ class PatientSplitter:
         empty = [part for part in PARTS if not split.parts[part]]
         if empty:
             raise SplitError(f"The split ({note}) leaves {' and '.join(empty)} without images.")
+        print(f"\n{'!' * 78}\n{note}.\n{'!' * 78}\n")  # said loudly, as well as in every result
         return split
 
     def carve(self, records):
