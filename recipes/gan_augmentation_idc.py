@@ -70,7 +70,7 @@ def parse_args(argv=None):
     add("--cyclegan-filters", type=positive_int, default=64, help="CycleGAN base width (64)")
     add("--cyclegan-batch", type=positive_int, default=1, help="CycleGAN batch (reference: 1)")
     add("--synthetic-per-class", type=positive_int, default=None, help="patches each DCGAN draws per "
-        "class (default: as many as the real training set holds, Chi et al.'s choice)")
+        "class (default: as many as the real training set holds; the paper gives no count)")
     add("--cyclegan-decay", choices=("run", "reference"), default="run", help="CycleGAN rate: constant for "
         "half the epochs, then decayed to 0 ('run'), or the reference's 100 + 100 epochs ('reference')")
     add("--min-ssd", type=positive_float, default=None, help="drop CycleGAN translations whose sum of "
@@ -99,8 +99,7 @@ def make_split(dataset, tested, args):
     """The split (`--split`, `--test-dir`), checked, with `--train-patches` drawn."""
     splitter = PatientSplitter(seed=args.split_seed)
     if args.split == "chi":  # the paper's protocol, by patch: reproduce it, never claim with it
-        split = splitter.by_image(dataset.records(), {"train": 0.67 * 0.85, "validation": 0.67 * 0.15,
-                                                      "test": 0.33}, "Chi et al.'s 67/33")
+        split = splitter.by_image(dataset.records(), 0.33, "Chi et al.'s 67/33")
     else:
         split = (splitter.random(dataset.records()) if tested is None else
                  splitter.held_out(dataset.records(), tested.records(), note=f"--test-dir {args.test_dir}"))

@@ -95,8 +95,7 @@ def make_splits(dataset, args):
     if scheme == "random":
         return [splitter.random(dataset.records())]
     if scheme == "johnson":  # the paper's own protocol, by patch: reproduce it, never claim with it
-        shares = {"train": 0.8 * (1 - args.validation_share), "validation": 0.8 * args.validation_share, "test": 0.2}
-        return [splitter.by_image(dataset.records(), shares, "Johnson 2020's 80/20 held-out patches")]
+        return [splitter.by_image(dataset.records(), 0.2, "Johnson 2020's 80/20 held-out patches")]
     if assignment is None:
         raise UsageError(f"--split cruz_roa: {note} in {dataset.root}; use --split random (or auto).")
     return [splitter.fixed(dataset.records(), assignment, note)]

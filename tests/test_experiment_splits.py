@@ -114,12 +114,13 @@ def test_the_splitter_reads_any_record_type():
 
 def test_an_image_level_split_reproduces_a_papers_protocol_and_says_it_leaks():
     all_records = records()
-    split = PatientSplitter(seed=3).by_image(all_records, {"train": 0.7, "validation": 0.1, "test": 0.2},
-                                             "Johnson 2020's 80/20")
+    split = PatientSplitter(seed=3).by_image(all_records, 0.2, "Johnson 2020's 80/20")
     sizes = {part: len(split[part]) for part in ("train", "validation", "test")}
-    assert sum(sizes.values()) == len(all_records) and abs(sizes["test"] - 0.2 * len(all_records)) <= 2
+    # Every image but the test ones trains, as in the paper; validation is drawn from them.
+    assert sizes["train"] + sizes["test"] == len(all_records) and abs(sizes["test"] - 0.2 * len(all_records)) <= 2
+    assert {r.index for r in split["validation"]} <= {r.index for r in split["train"]}
     assert split.leaks_patients and split.summary()["leaks_patients"]
     assert "IMAGE-LEVEL" in split.note and "Johnson 2020's 80/20" in split.note
     assert set(split.patients("train")) & set(split.patients("test"))  # patients do leak
-    again = PatientSplitter(seed=3).by_image(all_records, {"train": 0.7, "validation": 0.1, "test": 0.2}, "x")
+    again = PatientSplitter(seed=3).by_image(all_records, 0.2, "x")
     assert [r.index for r in again["test"]] == [r.index for r in split["test"]]  # seeded

@@ -230,7 +230,7 @@ def test_the_dcgan_sets_hold_the_real_counts_or_the_asked_count_per_class(tmp_pa
         description={"dropped_too_close": 0}))
     arrays = (np.zeros((7, 50, 50, 3), np.float32), np.array([0, 0, 0, 0, 0, 1, 1]))
     sets, _ = trainer.synthetic_sets([], arrays, ["v3"], None)
-    assert sets["DCGAN v3"].class_counts() == [5, 2]  # Chi et al.: as many as the real patches
+    assert sets["DCGAN v3"].class_counts() == [5, 2]  # by default as many as the real patches
     sets, _ = trainer.synthetic_sets([], arrays, ["v3"], None, per_class=4)
     assert sets["DCGAN v3"].class_counts() == [4, 4]
 

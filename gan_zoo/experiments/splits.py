@@ -203,24 +203,35 @@ class PatientSplitter:
         return self._checked(Split("split", parts, note, patient=self.patient,
                                    removed_patients=len(shared)))
 
-    def by_image(self, records, fractions, paper):
-        """Seeded shares of the IMAGES (not patients): a paper's own protocol, which leaks patients.
+    def by_image(self, records, test_share, paper):
+        """A seeded share of the IMAGES (not patients) as test set: a paper's own protocol.
 
-        Prints a banner saying so when it is made.
+        The other images all train, as in such papers, which have no
+        validation set: the validation part is a seeded `validation_share`
+        of the training images themselves (thresholds other than argmax are
+        then chosen on training images). Patients leak across train and
+        test, so the scores are optimistic; the note says so, and a banner
+        is printed when the split is made.
 
         Args:
             records: every record.
-            fractions: `{"train", "validation", "test"}` shares of the images.
+            test_share: the test images' share, in (0, 1).
             paper: whose protocol this is, for the note (e.g. "Johnson 2020's 80/20").
         """
-        if set(fractions) != set(PARTS):
-            raise SplitError(f"Split fractions must name {PARTS}; got {sorted(fractions)}.")
+        if not 0.0 < test_share < 1.0:
+            raise SplitError(f"The test share must be in (0, 1); got {test_share}.")
         keys = [str(i) for i in range(len(records))]
-        groups = split_by_group(keys, dict(fractions), self.seed, labels=[self.label(r) for r in records])
-        parts = {part: [records[int(i)] for i in sorted(groups[part], key=int)] for part in PARTS}
-        shares = "/".join(f"{100 * fractions[p]:g}" for p in PARTS)
-        note = (f"IMAGE-LEVEL split {shares} (seed {self.seed}), {paper} protocol: one patient's images "
-                "fall in several parts, so the scores are optimistic and not comparable with patient splits")
+        labels = [self.label(r) for r in records]
+        groups = split_by_group(keys, {"train": 1.0 - test_share, "test": test_share}, self.seed, labels=labels)
+        train = [records[int(i)] for i in sorted(groups["train"], key=int)]
+        carved = split_by_group([str(i) for i in range(len(train))],
+                                {"rest": 1.0 - self.validation_share, "validation": self.validation_share},
+                                self.seed, labels=[self.label(r) for r in train])
+        parts = {"train": train, "validation": [train[int(i)] for i in sorted(carved["validation"], key=int)],
+                 "test": [records[int(i)] for i in sorted(groups["test"], key=int)]}
+        note = (f"IMAGE-LEVEL split {100 * (1 - test_share):g}/{100 * test_share:g} (seed {self.seed}), "
+                f"{paper} protocol: one patient's images fall in train and test, so the scores are "
+                "optimistic and not comparable with patient splits; validation images are training images")
         split = Split("split", parts, note, patient=self.patient, leaks_patients=True)
         empty = [part for part in PARTS if not split.parts[part]]
         if empty:

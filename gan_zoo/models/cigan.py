@@ -131,6 +131,8 @@ class CIGAN(ImageTranslator, AdversarialModel):
     file, a domain substitute `.keras` file, or "random" for tests), so
     loading a trained ciGAN for inference needs none of them.
 
+    Paper audit: docs/models/cigan.md (paper item | paper | gan_zoo | option).
+
     Args:
         patch_size: side of the square patches, a power of two >= 8 (256 in
             the paper; 64 or 128 for 256x256 whole mammograms).

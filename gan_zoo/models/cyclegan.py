@@ -83,6 +83,8 @@ class CycleGAN(ImageTranslator, AdversarialModel):
 
     Domains: Chi et al. translate non-IDC (A, label 0) <-> IDC (B, label 1).
 
+    Paper audit: docs/models/cyclegan.md (paper item | paper | gan_zoo | option).
+
     Args:
         image_size: side of the square images.
         channels: image channels.

@@ -160,6 +160,8 @@ class DCGAN(GAN):
     one GAN per class or cluster): G gets one-hot labels concatenated to z, D
     gets one-hot label maps concatenated to the image.
 
+    Paper audit: docs/models/dcgan.md (paper item | paper | gan_zoo | option).
+
     Args:
         variant: "v1", "v2" or "v3".
         image_size: side of the square images (64 reference, 50 for IDC).

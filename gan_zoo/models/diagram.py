@@ -81,6 +81,8 @@ class DiaGRAM(Classifier, LatentGenerator, AdversarialModel):
     20 epochs, `fine_tune_epochs`); `classifier()` is the same path sharing
     this model's weights (the `classify` role and signature).
 
+    Paper audit: docs/models/diagram.md (paper item | paper | gan_zoo | option).
+
     Args:
         patch_size: s, the side of ROI patches and generated patches
             (a multiple of 16).

@@ -77,6 +77,8 @@ class PathologyGAN(GAN):
     continues bit-exactly. Mixed float16 is refused: the gradient penalty's
     inner gradient would need its own loss scaling; use mixed_bfloat16.
 
+    Paper audit: docs/models/pathology_gan.md (paper item | paper | gan_zoo | option).
+
     Args:
         stages: generator / critic stages; image side 7 * 2**stages.
         latent_dim: size of z and w (200 in the released model).

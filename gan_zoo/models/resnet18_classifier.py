@@ -83,6 +83,8 @@ class ResNet18Classifier(TransferClassifier):
     7 epochs (its StepLR; `lr_step_epochs`, `lr_step_gamma`), 25 epochs;
     batch 64.
 
+    Paper audit: docs/models/resnet18_classifier.md (paper item | paper | gan_zoo | option).
+
     Args:
         image_size: side of the input patches (50 for IDC).
         num_classes: classes of the new head (2: non-IDC / IDC).

@@ -50,6 +50,8 @@ class ResNet50Classifier(ZooClassifier):
     normalisation) -> `keras.applications.ResNet50` without its top ->
     global average pooling -> dense softmax.
 
+    Paper audit: docs/models/resnet50_classifier.md (paper item | paper | gan_zoo | option).
+
     Args:
         image_size: side of the square patches (256 in the paper; >= 32).
         channels: 1 (grayscale mammograms) or 3.

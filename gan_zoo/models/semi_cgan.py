@@ -96,7 +96,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
     is `generator_spectral_norm=False`, which a saved config without this
     option also loads as.
 
-    Options beyond the paper (defaults = the paper), aimed at a class head
+    Options beyond the paper (defaults = the paper's text; G's class term
+    above is the one default beyond it), aimed at a class head
     that classifies unseen patients better (which ones helped:
     docs/models/semi_cgan.md):
     - `discriminator_head="k_plus_one"`: one head of K class logits with the
@@ -131,6 +132,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
     gradient-penalty weight of 1 and a labelled class-loss weight of 10
     (`IDC_CV_PRESET`), chosen on training patients of the IDC data only;
     see docs/models/semi_cgan.md.
+
+    Paper audit: docs/models/semi_cgan.md (paper item | paper | gan_zoo | option).
 
     Args:
         image_size: patch side (50 for IDC; 49..56 fit the layer stack).

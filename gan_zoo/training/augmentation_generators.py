@@ -149,8 +149,8 @@ class GanTrainer:
         """The study's synthetic training sets and the generators that made them.
 
         Per DCGAN variant, one generator per class draws as many patches of
-        each class as the real training set holds (Chi et al.'s choice;
-        `per_class` sets another count); the CycleGAN translates every real
+        each class as the real training set holds (the project's reading: the
+        paper gives no count; `per_class` sets another); the CycleGAN translates every real
         training patch into the other class, its label flipped (one
         translation per real patch, whatever `per_class`).
 
