@@ -3,6 +3,7 @@ interrupted and resumed included."""
 
 import importlib.util
 import json
+import shutil
 import pathlib
 
 import keras
@@ -160,12 +161,22 @@ def test_recipe_prints_table_1_and_an_interrupted_run_resumes_to_the_same_metric
         return train_regime(regime, *args, **kwargs, callbacks=stop)
 
     monkeypatch.setattr(recipe, "train_regime", interrupted_in_the_second_row)
+    # The same run up to its first row: the whole run's folder without the later rows (its ciGAN
+    # and feature network are read back, not trained again).
     resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "whole", resumed)
+    for slug in ("traditional", "traditional_cigan"):
+        (resumed / "units" / f"classifier-{slug}.json").unlink()
+        shutil.rmtree(resumed / f"backup-{slug}")
+        for stale in resumed.glob(f"best-{slug}.*"):
+            stale.unlink()
+    (resumed / "metrics.json").unlink()
     with pytest.raises(KeyboardInterrupt):
         recipe.main(["--out", str(resumed), *TINY_RUN])
     assert not (resumed / "metrics.json").exists()
     assert sorted(p.name for p in (resumed / "units").iterdir()) == ["classifier-none.json"]
     assert any((resumed / "backup-traditional").iterdir())  # its first chunk was kept
+    assert trained == ["Traditional augmentation"]  # the first row was read back
     trained.clear()
     monkeypatch.setattr(recipe, "train_regime", lambda regime, *a, **k: trained.append(regime) or train_regime(
         regime, *a, **k))
