@@ -62,3 +62,81 @@ def test_arrays_and_records_give_the_same_scores(records):
     from_records = predict_scores(model, records, size_policy="error")
     np.testing.assert_allclose(predict_scores(model, images, size_policy="error"), from_records, atol=1e-6)
     assert from_records.shape == (24,)
+
+
+def _mix_model():
+    keras.utils.set_random_seed(5)
+    return gan_zoo.load("small_cnn", image_size=16, width=0.125)
+
+
+def _mix_data():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, (24, 16, 16, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 12)
+    images[labels == 1] *= 0.5  # a learnable difference
+    return (images, labels), (images[::-1].copy(), labels[::-1].copy())
+
+
+def test_an_interrupted_mixed_training_resumes_exactly(tmp_path):
+    from gan_zoo.training.augmentation import fit_on_mix
+
+    real, synthetic = _mix_data()
+    options = dict(epochs=4, batch_size=8, synthetic_fraction=0.25, seed=2, verbose=0)
+    whole = _mix_model()
+    fit_on_mix(whole, real, synthetic, **options)
+    resumed = _mix_model()
+    with pytest.raises(KeyboardInterrupt):
+        fit_on_mix(resumed, real, synthetic, **options, backup_dir=tmp_path / "b", callbacks=[Interrupt()])
+    resumed = _mix_model()
+    fit_on_mix(resumed, real, synthetic, **options, backup_dir=tmp_path / "b")
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+class ScoreByEpoch(keras.callbacks.Callback):
+    """Records each epoch's weights and validation AUROC (logged by the best-keeping callback)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.aurocs = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+        self.aurocs.append(logs["validation_auroc"])
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_fit_keeps_the_best_validation_weights_or_the_last(tmp_path, keep):
+    from gan_zoo.data.pipeline import training_stream
+    from gan_zoo.training.classify import _as_source, fit_classifier
+
+    (images, labels), _ = _mix_data()
+    validation = (images[:12], labels[:12])
+    model = _mix_model()
+
+    def batches(start):
+        return training_stream(_as_source((images, labels)), batch_size=8, seed=0, start_epoch=start,
+                               epochs=6, image_size=(16, 16), value_range=(0.0, 1.0)).dataset
+
+    seen = ScoreByEpoch()
+    fit = fit_classifier(model, batches, epochs=6, steps_per_epoch=3, backup_dir=tmp_path / "b", validation=validation,
+                         keep=keep, callbacks=[seen], verbose=0)
+    best_epoch = int(np.argmax(seen.aurocs))  # the first of equal bests is kept
+    assert fit.best["auroc"] == pytest.approx(max(seen.aurocs)) and fit.best["step"] == 3 * (best_epoch + 1)
+    expected = seen.weights[best_epoch] if keep == "best" else seen.weights[-1]
+    for a, b in zip(model.get_weights(), expected):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "b-best.weights.h5").is_file() and fit.kept == keep
+
+
+def test_fit_refuses_what_it_cannot_do(tmp_path):
+    from gan_zoo.training.classify import fit_classifier
+
+    model = _mix_model()
+    dataset = object()
+    with pytest.raises(ValueError, match="needs validation"):
+        fit_classifier(model, dataset, epochs=1, steps_per_epoch=1, keep="best")
+    with pytest.raises(ValueError, match="function of the start epoch"):
+        fit_classifier(model, dataset, epochs=1, steps_per_epoch=1, backup_dir=tmp_path)
+    with pytest.raises(ValueError, match="keep must be"):
+        fit_classifier(model, dataset, epochs=1, steps_per_epoch=1, keep="first")

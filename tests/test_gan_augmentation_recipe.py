@@ -177,14 +177,14 @@ def test_an_interrupted_study_resumes_its_rows_to_the_same_metrics(folders, reci
         if not unit.name.startswith("classifier__Real."):
             unit.unlink()
     (tmp_path / "resumed" / "metrics.json").unlink()
-    fit_classifier, calls = study.fit_classifier, []
+    fit_on_mix, calls = study.fit_on_mix, []
 
     def counted(*args, **kwargs):
         calls.append(kwargs["epochs"])
-        return fit_classifier(*args, **kwargs)
+        return fit_on_mix(*args, **kwargs)
 
     # The control row is the first with two epochs: Ctrl-C at its end, after "Real" finished.
-    monkeypatch.setattr(study, "fit_classifier", lambda *a, **k: fit_classifier(
+    monkeypatch.setattr(study, "fit_on_mix", lambda *a, **k: fit_on_mix(
         *a, **k, callbacks=[InterruptAtEpochEnd(1)]))
     with pytest.raises(KeyboardInterrupt):
         recipe.main(argv)
@@ -193,7 +193,7 @@ def test_an_interrupted_study_resumes_its_rows_to_the_same_metrics(folders, reci
     assert not (units / "classifier__Real (2 epochs).json").exists()
     assert not (tmp_path / "resumed" / "metrics.json").exists()
 
-    monkeypatch.setattr(study, "fit_classifier", counted)
+    monkeypatch.setattr(study, "fit_on_mix", counted)
     recipe.main(argv)
     # Neither the domain classifier nor the finished row trained again.
     assert len(calls) == len(ROWS) - 1 and calls[0] == 2

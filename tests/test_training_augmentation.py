@@ -108,7 +108,7 @@ def test_cyclegan_translations_and_a_classifier_on_the_mix():
     np.testing.assert_allclose(made.images[:3], gan.translate(images[labels == 0]), atol=1e-6)
     assert made.labels.tolist() == [1, 1, 1, 0, 0, 0]
     classifier = gan_zoo.load("small_cnn", image_size=16, width=0.125)
-    history, stream = augmentation.fit_classifier(
+    history, stream = augmentation.fit_on_mix(
         classifier, (images, labels), made, epochs=2, batch_size=4, synthetic_fraction=0.5, verbose=0)
     assert stream.real_per_batch == 2 and stream.steps_per_epoch == 3
     assert len(history.history["loss"]) == 2

@@ -15,8 +15,8 @@ synthesized mammogram patches):
 - `mixed_stream`: real and synthetic examples mixed at a chosen ratio in
   every batch of a `tf.data` pipeline (`gan_zoo.data.streams.mixed_batches`
   underneath: the batch of step s is a function of (seed, s) only);
-- `fit_classifier`: trains a zoo classifier on such a mix with its paper
-  optimizer and loss.
+- `fit_on_mix`: trains a zoo classifier on such a mix with its paper
+  optimizer and loss (`gan_zoo.training.classify.fit_classifier`).
 
 Synthetic images live in memory as float32 in [0, 1]; the pipeline stores
 them, like every image it reads, as 8-bit pixels (what saving them as PNG
@@ -30,12 +30,13 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from gan_zoo.models.classifier import paper_optimizer_for
+from gan_zoo.training.classify import fit_classifier
+
 
 __all__ = [
     "MixedTrainingStream",
     "SyntheticSet",
-    "fit_classifier",
+    "fit_on_mix",
     "generate_labelled",
     "mixed_stream",
     "sum_squared_differences",
@@ -242,7 +243,8 @@ def _arrays(data, what):
     return (images, labels) if len(labels) else None
 
 
-def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0, epochs=None, flips=False):
+def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0, epochs=None, flips=False,
+                 start_epoch=0):
     """Real and synthetic labelled images, mixed at a fixed ratio in every batch.
 
     Args:
@@ -255,6 +257,8 @@ def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0
         seed: seed of the orders (and flips).
         epochs: epochs the dataset yields (None: endless).
         flips: random horizontal and vertical flips.
+        start_epoch: the first epoch the dataset yields (the batches of an
+            uninterrupted stream from there on: exact resume).
 
     Returns:
         A `MixedTrainingStream`; an epoch has `(n_real + n_synthetic) //
@@ -288,7 +292,7 @@ def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0
         images, labels = real if real_per_batch else synthetic
         stream = training_stream(
             _pixels(images, labels), batch_size=batch_size, seed=seed, epochs=epochs,
-            image_size=common["image_size"], value_range=(0.0, 1.0), flips=flips,
+            start_epoch=start_epoch, image_size=common["image_size"], value_range=(0.0, 1.0), flips=flips,
             cache="memory", size_policy="error",
         )
         dataset = stream.dataset
@@ -297,7 +301,7 @@ def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0
             StreamSource(_pixels(*real), what="real images", **common),
             StreamSource(_pixels(*synthetic), what="synthetic images", **common),
             lambda step: real_per_batch / batch_size,
-            batch_size=batch_size, seed=seed,
+            batch_size=batch_size, seed=seed, start_step=int(start_epoch) * steps,
             steps=None if epochs is None else int(epochs) * steps,
         )
         dataset = mixed.dataset.map(lambda batch: (batch["images"], batch["labels"]))
@@ -307,30 +311,35 @@ def mixed_stream(real, synthetic, *, batch_size, synthetic_fraction=None, seed=0
     )
 
 
-def fit_classifier(model, real, synthetic, *, epochs, batch_size, synthetic_fraction=None,
-                   seed=0, optimizer=None, callbacks=(), verbose="auto"):
+def fit_on_mix(model, real, synthetic, *, epochs, batch_size, synthetic_fraction=None,
+               seed=0, optimizer="paper", backup_dir=None, callbacks=(), verbose="auto"):
     """Trains a zoo classifier on a real:synthetic mix (`mixed_stream`).
 
     Args:
         model: a `ZooClassifier` (compiled here with its paper optimizer
-            and loss unless `optimizer` is given).
+            and loss unless `optimizer` is another optimizer).
         real: `(images, labels)` in [0, 1], or None (synthetic only).
         synthetic: a `SyntheticSet` / `(images, labels)`, or None (real only).
         epochs: training epochs.
         batch_size: batch size.
         synthetic_fraction: synthetic share of each batch (None: natural).
         seed: seed of the data order.
-        optimizer: optimizer instead of the model's paper optimizer.
+        optimizer: as `gan_zoo.training.classify.fit_classifier`'s.
+        backup_dir: backups of the training; an interrupted call resumes.
         callbacks: Keras callbacks.
         verbose: Keras verbosity.
 
     Returns:
         `(history, stream)`: the Keras `History` and the `MixedTrainingStream`.
     """
-    stream = mixed_stream(real, synthetic, batch_size=batch_size, synthetic_fraction=synthetic_fraction,
-                          seed=seed, epochs=epochs)
-    model.compile(optimizer=optimizer or paper_optimizer_for(
-        model, epochs=epochs, steps_per_epoch=stream.steps_per_epoch))
-    history = model.fit(stream.dataset, steps_per_epoch=stream.steps_per_epoch, epochs=int(epochs),
-                        callbacks=list(callbacks), verbose=verbose, shuffle=False)
-    return history, stream
+    def stream(start_epoch):
+        return mixed_stream(real, synthetic, batch_size=batch_size, synthetic_fraction=synthetic_fraction,
+                            seed=seed, epochs=epochs, start_epoch=start_epoch)
+
+    first = stream(0)
+    fit = fit_classifier(
+        model, lambda start: first.dataset if start == 0 else stream(start).dataset,
+        epochs=int(epochs), steps_per_epoch=first.steps_per_epoch, optimizer=optimizer,
+        backup_dir=backup_dir, callbacks=callbacks, verbose=verbose,
+    )
+    return fit.history, first

@@ -24,7 +24,7 @@ from gan_zoo.data.sift_clusters import save_cluster_montages, sift_bow_clusters
 from gan_zoo.data.streams import unpaired_source
 from gan_zoo.images import save_image_grid
 from gan_zoo.metrics.plots import save_loss_curves
-from gan_zoo.training.augmentation import fit_classifier, generate_labelled, translate_labelled
+from gan_zoo.training.augmentation import fit_on_mix, generate_labelled, translate_labelled
 from gan_zoo.training.loop import train_gan
 
 SIZE = idc.PATCH_SIZE
@@ -249,7 +249,7 @@ def fit_domain_classifier(train, *, epochs, seed):
 
     keras.utils.set_random_seed(seed)
     domain = gan_zoo.load("small_cnn", width=0.5, seed=seed)
-    fit_classifier(domain, train, None, epochs=epochs, batch_size=64, seed=seed, verbose=0)
+    fit_on_mix(domain, train, None, epochs=epochs, batch_size=64, seed=seed, verbose=0)
     return domain, {"what": "small_cnn trained on the training patients", "epochs": epochs}
 
 

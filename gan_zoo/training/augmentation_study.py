@@ -25,7 +25,7 @@ import numpy as np
 
 import gan_zoo
 from gan_zoo.images import save_image, tile_images
-from gan_zoo.training.augmentation import fit_classifier
+from gan_zoo.training.augmentation import fit_on_mix
 from gan_zoo.training.augmentation_generators import (
     GAN_OPTIONS,
     GanTrainer,
@@ -245,7 +245,7 @@ def train_row(row, images, *, backbone, learning_rate, batch_size, synthetic_fra
         model = gan_zoo.load("resnet18_classifier", backbone_weights=backbone["weights"],
                              protocol=backbone["protocol"], learning_rate=learning_rate, seed=seed)
         quiet.setLevel(logging.NOTSET)
-    _, stream = fit_classifier(
+    _, stream = fit_on_mix(
         model, row.real, row.synthetic, epochs=row.epochs, batch_size=batch_size,
         synthetic_fraction=None if row.real is None or row.synthetic is None else synthetic_fraction,
         seed=seed, verbose=0)

@@ -16,17 +16,16 @@ steps, on `PatchSet`s of one patient split
 - `synthesize` and `save_figure1`: the augmentation set, and the paper's
   Fig. 1 grid of test patches.
 - `train_regime`: ResNet-50 in one of the three rows of Table 1 (`REGIMES`),
-  keeping the checkpoint with the best validation-patient AUROC
-  (`BestOnValidation`), from `backbone_weights`' initial weights.
+  from `backbone_weights`' initial weights, through the project's one
+  classifier-training path (`gan_zoo.training.classify.fit_classifier`:
+  resumable, the last or the best-on-validation weights kept).
 - `table_one`: Table 1's layout, AUROC with DeLong's 95% CI and the paired
   DeLong p-value of each row against every row above it (`row_pairs`).
 """
 
 import collections
 import dataclasses
-import json
 import math
-import pathlib
 
 import keras
 import numpy as np
@@ -35,9 +34,8 @@ import gan_zoo
 from gan_zoo.data.mammography.lesion_patches import augmentation_masks, borrowed_masks, sample_patches
 from gan_zoo.data.streams import StreamSource, mixed_batches, training_streams
 from gan_zoo.images import save_image_grid
-from gan_zoo.metrics.classification import binary_metrics
 from gan_zoo.models.feature_networks import DOMAIN_LAYERS, load_feature_network
-from gan_zoo.training.checkpoint import TrainingCheckpoint
+from gan_zoo.training.classify import fit_classifier
 from gan_zoo.training.curriculum import Curriculum
 from gan_zoo.training.distribute import get_strategy
 from gan_zoo.training.domain_classifier import train_domain_classifier
@@ -248,36 +246,6 @@ def save_figure1(gan, patches, path, seed, per_class=4):
     return path
 
 
-class BestOnValidation(keras.callbacks.Callback):
-    """After every chunk of steps: the validation AUROC; keeps the best weights in a file.
-
-    Its state (best AUROC and step) is saved beside the weights, so a
-    resumed training compares with the best of the whole run.
-
-    Args:
-        images: validation patches in [0, 1].
-        labels: their labels.
-        path: the best weights' file (`.weights.h5`; the state is `.json`).
-    """
-
-    def __init__(self, images, labels, path):
-        super().__init__()
-        self.images, self.labels, self.path = images, labels, pathlib.Path(path)
-        state = self.path.with_suffix(".json")
-        self.best = json.loads(state.read_text()) if state.exists() else {"auroc": -1.0, "step": 0}
-
-    def on_epoch_end(self, epoch, logs=None):
-        scores = self.model.predict(self.images, batch_size=64, verbose=0)[:, 1]
-        auroc = binary_metrics(self.labels, scores)["auroc"]
-        if logs is not None:
-            logs["validation_auroc"] = auroc
-        if np.isfinite(auroc) and auroc > self.best["auroc"]:
-            step = int(self.model.optimizer.iterations.numpy())
-            self.model.save_weights(self.path)
-            self.best = {"auroc": float(auroc), "step": step}
-            self.path.with_suffix(".json").write_text(json.dumps(self.best))
-
-
 def backbone_weights(choice, patch_size):
     """ResNet-50's initial weights for `--backbone-weights`, and a note for the results.
 
@@ -345,21 +313,21 @@ def train_regime(regime, patches, synthetic, run, *, weights, patch_size, learni
         curriculum, fake = Curriculum(every=curriculum_every), patch_source(*synthetic, "ciGAN patches")
     else:  # every batch real: the second source is never read
         curriculum, fake = (lambda step: 1.0), real
-    checkpoint = TrainingCheckpoint(run.path(f"backup-{slug}"))
-    start = checkpoint.resume(model)
     chunks = math.ceil(steps / eval_every)
-    stream = mixed_batches(real, fake, curriculum, batch_size=batch_size, seed=seed,
-                           start_step=start * eval_every, steps=chunks * eval_every)
+
+    def batches(start):
+        stream = mixed_batches(real, fake, curriculum, batch_size=batch_size, seed=seed,
+                               start_step=start * eval_every, steps=chunks * eval_every)
+        return stream.dataset.map(lambda b: (b["images"], b["labels"]))
+
     validation = patches["validation"]
-    best = BestOnValidation(validation.unit_images(), validation.labels, run.path(f"best-{slug}.weights.h5"))
-    model.fit(stream.dataset.map(lambda b: (b["images"], b["labels"])), steps_per_epoch=eval_every,
-              epochs=chunks, initial_epoch=start, callbacks=[best, *callbacks, checkpoint], verbose=2,
-              shuffle=False)
-    if keep == "best":
-        model.load_weights(best.path)
+    fit = fit_classifier(
+        model, batches, epochs=chunks, steps_per_epoch=eval_every, optimizer=None,
+        backup_dir=run.path(f"backup-{slug}"), validation=(validation.unit_images(), validation.labels),
+        best_path=run.path(f"best-{slug}.weights.h5"), keep=keep, callbacks=callbacks, verbose=2)
     scores = {part: model.predict(patches[part].unit_images(), batch_size=64, verbose=0)[:, 1].tolist()
               for part in ("validation", "test")}
-    return {"best_validation_auroc": best.best["auroc"], "best_step": best.best["step"],
+    return {"best_validation_auroc": fit.best["auroc"], "best_step": fit.best["step"],
             "steps": chunks * eval_every, "kept": keep, "augmentation": augment, "cigan": use_gan,
             "scores": scores}
 

@@ -39,6 +39,7 @@ from gan_zoo.metrics.crossval import summarise_folds
 from gan_zoo.metrics.operating_point import OperatingPoint
 from gan_zoo.models.diagram import DiaGRAM
 from gan_zoo.registry import get_spec
+from gan_zoo.training.classify import fit_classifier
 
 MODELS = ("diagram", "no_gan", "plain_cnn")
 PAPER_ROWS = (  # Table 1 of Shams et al. 2018 (accuracy, AUC in %)
@@ -205,8 +206,8 @@ class Trainers:
         stream = float_streams({"images": whole}, batch_size=min(self.batch_size, len(whole)),
                                seed=seed, epochs=epochs)
         dataset = stream.dataset.map(lambda b: ((b["images"][0] + 1.0) / 2.0, b["images"][1]))
-        path.fit(dataset, steps_per_epoch=stream.steps_per_epoch, epochs=epochs, shuffle=False,
-                 verbose=0, callbacks=self.callbacks)
+        fit_classifier(path, dataset, epochs=epochs, steps_per_epoch=stream.steps_per_epoch, optimizer=None,
+                       verbose=0, callbacks=self.callbacks)
         return path.get_weights()
 
     def patch_result(self, kind, patches):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from gan_zoo.models.feature_networks import build_domain_classifier
+from gan_zoo.training.classify import fit_classifier
 
 
 def train_domain_classifier(images, labels, *, validation=None, steps=1500, batch_size=32,
@@ -63,7 +64,7 @@ def train_domain_classifier(images, labels, *, validation=None, steps=1500, batc
         tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
         .map(flip).batch(batch_size)
     )
-    classifier.fit(dataset, steps_per_epoch=int(steps), epochs=1, verbose=verbose)
+    fit_classifier(classifier, dataset, epochs=1, steps_per_epoch=int(steps), optimizer=None, verbose=verbose)
     report = {"steps": int(steps),
               "train_accuracy": float(classifier.evaluate(x, y, verbose=0)[1])}
     if validation is not None:
