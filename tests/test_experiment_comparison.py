@@ -62,6 +62,19 @@ def test_a_comparison_scores_each_model_at_the_thresholds_of_its_validation_scor
     assert outcome["comparisons"]["noisy"]["p_value"] == comparison.paired("good")["noisy"]["p_value"]
 
 
+def test_a_table_of_an_image_level_split_says_patients_leak(tmp_path, capsys):
+    split = PatientSplitter(seed=1).by_image(records(), 0.2, "Johnson 2020's 80/20")
+    assert "IMAGE-LEVEL" in capsys.readouterr().out  # said when the split is made
+    comparison = Comparison(split, "argmax")
+    comparison.add("good", scores_of(split, 0.05, 0))
+    comparison.save(Run(tmp_path / "leaky", {}))
+    assert (tmp_path / "leaky" / "table.md").read_text().startswith("> **WARNING: IMAGE-LEVEL split 80/20")
+    patient_split = Comparison(PatientSplitter(seed=1).random(records()), "argmax")
+    patient_split.add("good", scores_of(patient_split.split, 0.05, 0))
+    patient_split.save(Run(tmp_path / "by_patient", {}))
+    assert "WARNING" not in (tmp_path / "by_patient" / "table.md").read_text()
+
+
 def test_a_test_set_too_small_for_delong_leaves_the_results_standing():
     split = PatientSplitter(seed=1).random(records())
     positives = [i for i, r in enumerate(split["test"]) if r.label == 1]

@@ -87,10 +87,15 @@ class Comparison:
         return format_metrics_table(self.results, **({"metrics": metrics} if metrics else {}))
 
     def save(self, run, *, table_metrics=None):
-        """Writes table.md, scores.npz, roc_test.png, pr_test.png and confusion_<model>.png into `run`."""
+        """Writes table.md, scores.npz, roc_test.png, pr_test.png and confusion_<model>.png into `run`.
+
+        A split drawn by image (patients in train and test) puts its
+        warning at the head of table.md.
+        """
         from gan_zoo.metrics.plots import save_confusion_matrix, save_pr_curves, save_roc_curves
 
-        run.path("table.md").write_text(self.table(table_metrics) + "\n")
+        warning = f"> **WARNING: {self.split.note}.**\n\n" if getattr(self.split, "leaks_patients", False) else ""
+        run.path("table.md").write_text(warning + self.table(table_metrics) + "\n")
         self.save_scores(run.path("scores.npz"))
         curves = {name: (self.labels["test"], s["test"]) for name, s in self.scores.items()}
         save_roc_curves(run.path("roc_test.png"), curves)
