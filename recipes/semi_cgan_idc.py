@@ -22,11 +22,17 @@ folder; a rerun skips finished folds and resumes the interrupted one.
 --only-folds runs some folds; --tune scores each fold's validation patients
 and never reads its test patients.
 
+--table-1 reproduces Johnson's Table 1 in one command: the cGAN at omega = 1,
+2 and 4 (each in its own folder) and the baselines on the same split, the
+measured values printed beside the paper's (table_1_beside_paper.md); add
+--split johnson for the paper's own patch-level protocol.
+
 With --labelled-fraction F < 1 only a seeded, class-stratified fraction F of
 the training patches keeps its label: the baselines train on those alone,
 the cGAN uses the rest as unlabelled images for its real/fake head.
 
     python recipes/semi_cgan_idc.py --epochs 2
+    python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --table-1 --split johnson
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --split kfold --epochs 15
     python recipes/semi_cgan_idc.py --data-dir ../shared/data/idc --split kfold --tune \
         --only-folds 0 --baselines '' --set generator_loss=feature_matching
@@ -35,19 +41,17 @@ the cGAN uses the rest as unlabelled images for its real/fake head.
 import sys
 
 import gan_zoo
-from gan_zoo import metrics as clinical
 from gan_zoo.arguments import fraction, non_negative_int, positive_float, positive_int
 from gan_zoo.data import idc
 from gan_zoo.data.demo import demo_dir
 from gan_zoo.data.splits import UNLABELLED, hide_labels
 from gan_zoo.errors import UsageError
-from gan_zoo.experiments import (PatientSplitter, Report, Units, add_operating_point_option, add_split_options,
+from gan_zoo.experiments import (PatientSplitter, Report, Run, Units, add_operating_point_option, add_split_options,
                                  checked_model_config, compare_on_splits, Comparison, recipe_main, recipe_parser,
                                  require_both_classes, require_full_batches, start_run, zoo_classifiers)
-from gan_zoo.metrics.plots import save_loss_curves
 from gan_zoo.training.classify import predict_scores, train_classifier
-from gan_zoo.training.distribute import STRATEGIES, get_strategy
-from gan_zoo.training.loop import train_gan
+from gan_zoo.training.distribute import STRATEGIES
+from gan_zoo.training.semi_cgan_study import beside_paper, cgan_name, train_cgan
 
 NAME = "semi_cgan_idc"
 POLICY = idc.IDC_SIZE_POLICY
@@ -57,6 +61,9 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=200, batch_size=128)
     parser.add_argument("--width", type=positive_float, default=1,
                         help="the paper's width multiplier omega (1, 2 or 4)")
+    parser.add_argument("--table-1", action="store_true",
+                        help="Johnson's Table 1: the cGAN at omega = 1, 2 and 4 (each in its own folder) "
+                        "beside the baselines on the same split, the paper's values printed beside")
     parser.add_argument("--labelled-fraction", type=fraction, default=1.0,
                         help="fraction of training patches whose label is used, in (0, 1]")
     add_split_options(parser, ("auto", "cruz_roa", "random", "johnson"), "auto")
@@ -80,7 +87,11 @@ def parse_args(argv=None):
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="unreadable or misnamed patches are found before training: 'raise' "
                         "stops naming the first, 'skip' leaves them out (counted in metrics.json)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.table_1 and args.width != 1:
+        parser.error("--table-1 trains omega = 1, 2 and 4; leave out --width")
+    args.widths = (1.0, 2.0, 4.0) if args.table_1 else (args.width,)
+    return args
 
 
 def make_splits(dataset, args):
@@ -133,31 +144,18 @@ def train_and_score(split, run, args):
         run.save_model(model, f"{name}.keras")  # before scoring: nothing trained is lost
         comparison.add(name, scores(model), epochs=epochs)
 
-    if not args.skip_gan:
-        with get_strategy(args.strategy).scope():
-            gan = gan_zoo.load("semi_cgan", **{**args.cgan_config, "class_weights": None if weights is None
-                                               else [weights[0], weights[1]]})
-            gan.compile(jit_compile=args.jit)
-
-        # `classifier()` is taken at each use: with an EMA of D it holds the average as of the call.
-        def validation_auroc(model, epoch):
-            found = predict_scores(gan.classifier(), split["validation"], size_policy=POLICY)
-            return {"validation_auroc": clinical.binary_metrics(comparison.labels["validation"], found)["auroc"]}
-
-        # The model's plan (`gan-zoo train semi_cgan` uses it too); grids one row per class, 3x upscaled.
-        logs = train_gan(gan, train, run, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                         size_policy=POLICY, sample_upscale=3, evaluate_every=args.eval_every or 1,
-                         evaluate=validation_auroc if args.eval_every else None)
-        run.save_model(gan, "semi_cgan.keras")  # before scoring: nothing trained is lost
-        comparison.add(cgan_name(args), scores(gan.classifier()), epochs=len(logs))
-        save_loss_curves(run.path("losses.png"),
-                         {k: [e[k] for e in logs] for k in ("d_loss", "g_loss", "class_loss")})
+    for width in () if args.skip_gan else args.widths:  # one width: the run's folder, as before
+        gan_run = run if len(args.widths) == 1 else Run(run.path(cgan_name(width)), run.options)
+        config = {**args.cgan_config, "width": width, "class_weights": weights and [weights[0], weights[1]]}
+        train_cgan(config, train, split, gan_run, comparison, preset=args.preset, strategy=args.strategy,
+                   jit=args.jit, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                   eval_every=args.eval_every, size_policy=POLICY)
     comparison.save(run)
-    return {**comparison.outcome(reference=cgan_name(args)), "labelled_training_patches": len(labelled)}
+    return {**comparison.outcome(reference=reference(args)), "labelled_training_patches": len(labelled)}
 
 
-def cgan_name(args):
-    return f"semi_cgan_w{args.width:g}" + (f"_{args.preset}" if args.preset else "")
+def reference(args):
+    return cgan_name(args.widths[0], args.preset)
 
 
 @recipe_main
@@ -182,8 +180,12 @@ def main(argv=None):
             "skipped_examples": [f"{path}: {reason}" for path, reason in dataset.skipped[:20]],
             "splits": [split.summary() for split in splits]}
     metrics = compare_on_splits(splits, lambda split, run: train_and_score(split, run, args),
-                                report=Report(run, Units(run)), reference=cgan_name(args), data=data,
+                                report=Report(run, Units(run)), reference=reference(args), data=data,
                                 describe=args.operating_point.describe())
+    table = beside_paper(metrics.get("test_metrics") or metrics["cross_validation"], note=metrics["split"])
+    if table and run.chief:
+        run.path("table_1_beside_paper.md").write_text(table + "\n")
+        print(f"\nBeside Johnson 2020's Table 1 (percent):\n\n{table}")
     print(f"\nRun folder: {run.directory}")
     return metrics.get("test_metrics") or metrics["cross_validation"]
 

@@ -171,6 +171,36 @@ def test_semi_cgan_recipe_refuses_a_split_without_test_patients(tmp_path, demo):
         recipe.main(["--split", "cruz_roa", "--epochs", "1", "--out", str(tmp_path / "run")])
 
 
+def test_semi_cgan_table_1_trains_each_width_in_its_folder_beside_the_papers_values(tmp_path, demo,
+                                                                                 monkeypatch, capsys):
+    from gan_zoo.training.semi_cgan_study import cgan_name
+
+    recipe = load_recipe("semi_cgan_idc")
+    trained = []
+
+    def scored_by_label(config, records, split, run, comparison, **options):
+        """Hand-made scores in place of a cGAN's: its width decides how well they follow the labels."""
+        trained.append((config["width"], run.directory.name))
+        rng = np.random.default_rng(int(config["width"]))
+        comparison.add(cgan_name(config["width"]), {
+            part: np.clip(comparison.labels[part] * 0.5 + rng.uniform(0, 0.6 / config["width"], len(split[part])),
+                          0, 1) for part in ("validation", "test")})
+
+    monkeypatch.setattr(recipe, "train_cgan", scored_by_label)
+    out = tmp_path / "run"
+    results = recipe.main(["--table-1", "--baselines", "", "--out", str(out)])
+    assert trained == [(1.0, "semi_cgan_w1"), (2.0, "semi_cgan_w2"), (4.0, "semi_cgan_w4")]
+    assert list(results) == ["semi_cgan_w1", "semi_cgan_w2", "semi_cgan_w4"]
+    table = (out / "table_1_beside_paper.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| balanced_accuracy"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    measured = [f"{100 * results[name]['balanced_accuracy']:.2f}" for name in results]
+    assert cells[1:] == [measured[0], "81.15", measured[1], "83.19", measured[2], "83.54"]  # paper's values beside
+    assert "Beside Johnson 2020's Table 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        recipe.parse_args(["--table-1", "--width", "2"])
+
+
 def test_semi_cgan_johnsons_patch_split_is_an_option_that_says_it_leaks(demo, capsys):
     from gan_zoo.data import idc
     from gan_zoo.data.demo import demo_dir
