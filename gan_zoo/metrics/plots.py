@@ -13,7 +13,7 @@ import numpy as np
 
 from gan_zoo.metrics import classification, delong
 
-__all__ = ["save_confusion_matrix", "save_loss_curves", "save_roc_curves"]
+__all__ = ["save_confusion_matrix", "save_loss_curves", "save_pr_curves", "save_roc_curves"]
 
 _DPI = 150
 
@@ -35,6 +35,26 @@ def _save(figure, path):
     finally:
         figure.clear()
     return path
+
+
+def _curves_figure(curves, caller):
+    """(figure, axes) for the curves of several models, one per dict entry."""
+    if not curves:
+        raise ValueError(f"{caller} needs at least one curve.")
+    figure = _new_figure((4.8, 4.5))
+    return figure, figure.add_subplot()
+
+
+def _save_curves(figure, axes, path, *, xlabel, ylabel, legend, title):
+    """Axes 0..1 (a little headroom above 1), labels, legend and title; then saves."""
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend(loc=legend, fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _save(figure, path)
 
 
 def save_confusion_matrix(
@@ -99,24 +119,15 @@ def save_roc_curves(path, curves, *, title=None):
     Returns:
         The path written, as a `pathlib.Path`.
     """
-    if not curves:
-        raise ValueError("save_roc_curves needs at least one curve.")
-    figure = _new_figure((4.8, 4.5))
-    axes = figure.add_subplot()
+    figure, axes = _curves_figure(curves, "save_roc_curves")
     for name, (y_true, y_score) in curves.items():
         fpr, tpr, _ = classification.roc_curve_points(y_true, y_score)
         auroc = delong.auroc(y_true, y_score)
         axes.plot(fpr, tpr, linewidth=1.5, label=f"{name} (AUROC {auroc:.3f})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.02)
     axes.set_aspect("equal")
-    axes.set_xlabel("false positive rate (1 - specificity)")
-    axes.set_ylabel("true positive rate (sensitivity)")
-    axes.legend(loc="lower right", fontsize="small")
-    if title:
-        axes.set_title(title)
-    return _save(figure, path)
+    return _save_curves(figure, axes, path, xlabel="false positive rate (1 - specificity)",
+                        ylabel="true positive rate (sensitivity)", legend="lower right", title=title)
 
 
 def save_pr_curves(path, curves, *, title=None):
@@ -137,10 +148,7 @@ def save_pr_curves(path, curves, *, title=None):
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    if not curves:
-        raise ValueError("save_pr_curves needs at least one curve.")
-    figure = _new_figure((4.8, 4.5))
-    axes = figure.add_subplot()
+    figure, axes = _curves_figure(curves, "save_pr_curves")
     prevalence = None
     for name, (y_true, y_score) in curves.items():
         labels = np.asarray(y_true).reshape(-1)
@@ -151,14 +159,8 @@ def save_pr_curves(path, curves, *, title=None):
         axes.plot(recall, precision, linewidth=1.5, label=f"{name} (AP {average:.3f})")
         prevalence = float(labels.mean())
     axes.axhline(prevalence, linestyle="--", color="grey", linewidth=1, label=f"prevalence {prevalence:.2f}")
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.02)
-    axes.set_xlabel("recall (sensitivity)")
-    axes.set_ylabel("precision")
-    axes.legend(loc="lower left", fontsize="small")
-    if title:
-        axes.set_title(title)
-    return _save(figure, path)
+    return _save_curves(figure, axes, path, xlabel="recall (sensitivity)", ylabel="precision",
+                        legend="lower left", title=title)
 
 
 def save_loss_curves(path, history, *, title=None, xlabel="epoch"):

@@ -37,34 +37,13 @@ import tensorflow as tf
 
 from gan_zoo.layers.ema import ExponentialMovingAverage
 from gan_zoo.layers.noise import noise_seed_scope
+from gan_zoo.models.replicas import (  # noqa: F401  (num_replicas re-exported)
+    all_reduce_sum,
+    num_replicas,
+    replica_id,
+)
 from gan_zoo.schedules import UpdateSchedule
 from gan_zoo.weights import ConfigInWeights
-
-
-def replica_id():
-    """This replica's index in the whole sync group (0 outside tf.distribute)."""
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None:  # cross-replica context, e.g. a callback
-        return tf.constant(0, tf.int32)
-    return tf.cast(ctx.replica_id_in_sync_group, tf.int32)
-
-
-def num_replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def all_reduce_sum(value):
-    """Sum over replicas in a replica context (the value itself on one device)."""
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return value
-    value = tf.convert_to_tensor(value)
-    if not value.device:
-        # Reads of synced variables (metric totals) carry no device under
-        # MultiWorkerMirroredStrategy, and its all-reduce needs one: an
-        # identity op takes the replica's device.
-        value = tf.identity(value)
-    return ctx.all_reduce("sum", value)
 
 
 class _Untracked:

@@ -20,7 +20,13 @@ import tensorflow as tf
 
 from gan_zoo import config_checks as check
 from gan_zoo import losses as gan_losses
-from gan_zoo.models.adversarial import AdversarialModel, num_replicas, replica_id
+from gan_zoo.models.adversarial import AdversarialModel
+from gan_zoo.models.cigan_infilling import (  # noqa: F401  (class indices and names re-exported)
+    CLASS_NAMES,
+    MALIGNANT,
+    NON_MALIGNANT,
+    InfillingTranslator,
+)
 from gan_zoo.models.cigan_networks import (
     binarize,
     boundary_l1,
@@ -32,7 +38,7 @@ from gan_zoo.models.cigan_networks import (
     generator_scales,
 )
 from gan_zoo.models.feature_networks import load_feature_network
-from gan_zoo.models.roles import ImageTranslator, translate_endpoint
+from gan_zoo.models.replicas import num_replicas, replica_id
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import Phase, TrainingPlan, UpdateSchedule
 
@@ -41,8 +47,6 @@ CITATION = (
     "Augmentation in Mammogram Classification', Image Analysis for Moving Organ, Breast, "
     "and Thoracic Images (RAMBO/BIA/TIA, MICCAI workshops) 2018, arXiv 1807.08093."
 )
-NON_MALIGNANT, MALIGNANT = 0, 1
-CLASS_NAMES = ("non-malignant", "malignant")
 PAPER_WIDTHS = (128, 128, 64, 64, 32, 32, 32)  # 4x4 ... 256x256
 PAPER_DISCRIMINATOR_WIDTHS = (32, 64, 128, 256, 512)
 SIGMA_REFERENCE_SIZE = 256  # the paper's sigma 10 is in pixels of 256-px patches
@@ -84,7 +88,7 @@ def alternation_schedule(pretrain_steps, threshold, max_phase_steps=None, d_loss
 
 # ------------------------------------------------------------------- model
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class CIGAN(ImageTranslator, AdversarialModel):
+class CIGAN(InfillingTranslator, AdversarialModel):
     """Conditional infilling GAN (Wu et al. 2018) for mammogram patches.
 
     Generator (`build_generator`): a cascaded refinement network on the
@@ -129,7 +133,9 @@ class CIGAN(ImageTranslator, AdversarialModel):
     never saved with the model; it is built from `feature_weights` when
     training starts ("imagenet" as in the paper, a local VGG-19 weights
     file, a domain substitute `.keras` file, or "random" for tests), so
-    loading a trained ciGAN for inference needs none of them.
+    loading a trained ciGAN for inference needs none of them. Inference
+    (`infill`, its exported signature, the Fig. 1 rows) comes from
+    `gan_zoo.models.cigan_infilling.InfillingTranslator`.
 
     Paper audit: docs/models/cigan.md (paper item | paper | gan_zoo | option).
 
@@ -421,115 +427,6 @@ class CIGAN(ImageTranslator, AdversarialModel):
         labels = rng.integers(0, 2, batch_size).astype(np.int32)
         return {"images": images, "masks": masks, "labels": labels}
 
-    # ----------------------------------------------------------- infilling
-    def infill(self, images, masks, target_class, seed=0, batch_size=64):
-        """Paints a lesion of `target_class` into the masked region of each patch.
-
-        Target class 1 (malignant) paints a malignant lesion; 0 paints
-        non-malignant tissue (removing a lesion). Pixels outside the mask
-        are returned unchanged.
-
-        Args:
-            images: grayscale patches in [0, 1]: [N, S, S, 1], [N, S, S] or
-                one [S, S] patch.
-            masks: the regions to infill, same layout; float pixels > 0.5
-                (uint8 masks: nonzero pixels, so 0/1 and 0/255 masks both
-                work) are infilled. None may be empty.
-            target_class: an int for every patch, or one per patch.
-            seed: seed of the noise that fills the region before infilling.
-            batch_size: patches per forward pass.
-
-        Returns:
-            float32 [N, S, S, 1] in [0, 1].
-        """
-        images = _as_patch_array(images, "images")
-        masks = _float_masks(_as_patch_array(masks, "masks"))
-        return self.translate(images, batch_size=batch_size, masks=masks,
-                              target_class=target_class, seed=seed)
-
-    def translation_image_shape(self):
-        return (self.patch_size, self.patch_size, 1)
-
-    def translation_inputs(self):
-        size = self.patch_size
-        return {
-            "masks": tf.TensorSpec((None, size, size, 1), tf.float32, name="masks"),
-            "target_class": tf.TensorSpec((None,), tf.int32, name="target_class"),
-        }
-
-    def check_conditions(self, images, masks=None, target_class=None, seed=0):
-        size = self.patch_size
-        if images.shape[1:] != (size, size, 1):
-            raise ValueError(
-                f"infill: images are {images.shape[1]}x{images.shape[2]}x{images.shape[3]} but this "
-                f"ciGAN infills {size}x{size} grayscale patches."
-            )
-        if masks is None or target_class is None:
-            raise ValueError("infill needs masks= and target_class=.")
-        masks = np.asarray(masks, np.float32)
-        if masks.ndim == 3:
-            masks = masks[..., None]
-        if masks.shape != images.shape:
-            raise ValueError(
-                f"infill: images and masks differ in size: images {list(images.shape)}, "
-                f"masks {list(masks.shape)}."
-            )
-        empty = np.flatnonzero(masks.reshape(len(masks), -1).max(axis=1) <= 0.5)
-        if empty.size:
-            raise ValueError(
-                f"infill: mask {int(empty[0])} is empty (no pixel > 0.5); every patch needs a "
-                f"region to infill ({empty.size} empty mask(s))."
-            )
-        classes = np.asarray(target_class).reshape(-1)
-        if classes.size == 1:
-            classes = np.repeat(classes, len(images))
-        if classes.size != len(images) or not np.isin(classes, (NON_MALIGNANT, MALIGNANT)).all():
-            raise ValueError(
-                f"infill: target_class must be 0 (non-malignant) or 1 (malignant), one for all "
-                f"patches or one per patch; got {np.asarray(target_class).tolist()!r}."
-            )
-        return {"masks": masks, "target_class": classes.astype(np.int32), "seed": int(seed)}
-
-    def _translate(self, images, masks, target_class, seed=None):
-        masks = binarize(masks)
-        tf.debugging.assert_positive(
-            tf.reduce_max(masks, axis=[1, 2, 3]),
-            message="infill: every mask needs at least one pixel > 0.5",
-        )
-        noise_seed = tf.constant([0 if seed is None else int(seed), 0], tf.int64)
-        context = corrupt(images, masks, tf.random.stateless_uniform(tf.shape(images), noise_seed))
-        return self.generator([context, masks, tf.cast(target_class, tf.int32)], training=False)
-
-    def serving_endpoints(self):
-        """`infill(images, masks, target_class) -> {"images"}`, [0, 1] in and out."""
-        endpoints = super().serving_endpoints()
-        del endpoints["translate"]
-        endpoints["infill"] = translate_endpoint(self, None, name="infill")
-        return endpoints
-
-    def figure_rows(self, images, masks, labels, seed=0):
-        """The paper's Fig. 1 layout: per patch, original, input, opposite class.
-
-        Returns:
-            (images [3N, S, S, 1], rows N) for `save_image_grid`.
-        """
-        images = _as_patch_array(images, "images").astype(np.float32)
-        masks = _float_masks(_as_patch_array(masks, "masks"))
-        labels = np.asarray(labels).reshape(-1)
-        synthetic = self.infill(images, masks, 1 - labels, seed=seed)
-        noise = tf.random.stateless_uniform(images.shape, tf.constant([int(seed), 0], tf.int64))
-        shown = keras.ops.convert_to_numpy(corrupt(images, binarize(masks), noise))
-        rows = np.stack([images, shown, synthetic], axis=1)
-        return rows.reshape(-1, *images.shape[1:]), len(images)
-
-    def preview(self, seed=1234, inputs=None, per_row=8, rows=4):
-        """Fig. 1 rows of fixed `inputs` = (images, masks, labels)."""
-        if inputs is None:
-            raise ValueError("CIGAN.preview needs inputs=(images, masks, labels) of fixed patches.")
-        images, masks, labels = (inputs[k] for k in ("images", "masks", "labels")) \
-            if isinstance(inputs, dict) else inputs
-        return self.figure_rows(images[:per_row], masks[:per_row], labels[:per_row], seed=seed)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -559,25 +456,6 @@ def _split(value):
     if isinstance(value, (tuple, list)):
         return value[0], (value[1] if len(value) > 1 else None)
     return value, None
-
-
-def _as_patch_array(array, what):
-    """[N, S, S, 1] from [N, S, S, 1], [N, S, S] or [S, S]."""
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[None, ..., None]
-    elif array.ndim == 3:
-        array = array[None] if array.shape[-1] == 1 else array[..., None]
-    if array.ndim != 4 or array.shape[-1] != 1 or len(array) == 0:
-        raise ValueError(
-            f"infill: {what} must be grayscale patches [N, S, S(, 1)], got shape {array.shape}."
-        )
-    return array
-
-
-def _float_masks(masks):
-    # Integer masks mark lesions with any nonzero value (0/1 or 0/255 files).
-    return (masks > 0).astype(np.float32) if masks.dtype.kind in "uib" else masks.astype(np.float32)
 
 
 register_model(

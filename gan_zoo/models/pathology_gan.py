@@ -7,8 +7,8 @@ import tensorflow as tf
 from gan_zoo import losses
 from gan_zoo.layers.diff_augment import DifferentiableAugmentation, global_batch_random, parse_policy
 from gan_zoo.layers.noise import noise_seed_scope
-from gan_zoo.models.adversarial import num_replicas
 from gan_zoo.models.gan import GAN
+from gan_zoo.models.pathology_gan_latents import StyleLatents
 from gan_zoo.models.pathology_gan_networks import (
     BASE_SIZE,
     NOISE_LAYOUTS,
@@ -19,6 +19,7 @@ from gan_zoo.models.pathology_gan_networks import (
     orthogonal_penalty,
     regularised_kernels,
 )
+from gan_zoo.models.replicas import num_replicas
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import TrainingPlan, UpdateSchedule
 
@@ -38,7 +39,7 @@ def _check(name, value, ok, valid):
 
 
 @keras.saving.register_keras_serializable(package="gan_zoo")
-class PathologyGAN(GAN):
+class PathologyGAN(StyleLatents, GAN):
     """PathologyGAN: a style-based, self-attention, relativistic GAN for H&E tiles.
 
     A mapping network turns z (200-d normal) into w; w is tiled over
@@ -56,9 +57,10 @@ class PathologyGAN(GAN):
     batch) plus a per-sample gradient penalty of weight 0.65 on random
     interpolates of real and generated images (the reference code sums its
     penalty over the batch; the per-sample mean is the standard WGAN-GP
-    form, chosen by the project's notes on the paper, not stated in it). n_critic = 5: four critic steps, then one step of both networks,
-    each on its own batch. Adam 1e-4, beta_1 0.5, beta_2 0.999 (the
-    reference's 0.9 is never passed to its optimizer), batch 64, 45 epochs.
+    form, chosen by the project's notes on the paper, not stated in it).
+    n_critic = 5: four critic steps, then one step of both networks, each
+    on its own batch. Adam 1e-4, beta_1 0.5, beta_2 0.999 (the reference's
+    0.9 is never passed to its optimizer), batch 64, 45 epochs.
 
     Options beyond the paper:
     - `ema_decay`: sample and export from an exponential moving average of
@@ -76,6 +78,9 @@ class PathologyGAN(GAN):
     a step on N replicas equals a step on one device and a restored run
     continues bit-exactly. Mixed float16 is refused: the gradient penalty's
     inner gradient would need its own loss scaling; use mixed_bfloat16.
+
+    The latent space (`map_latent`, `synthesize` and their exported
+    signatures) comes from `gan_zoo.models.pathology_gan_latents.StyleLatents`.
 
     Paper audit: docs/models/pathology_gan.md (paper item | paper | gan_zoo | option).
 
@@ -382,62 +387,6 @@ class PathologyGAN(GAN):
             self.trackers["augment_p"].update_state(tf.convert_to_tensor(self.augmentation.probability))
         self.track(**logs)
         return self.finish_step()
-
-    # --------------------------------------------------------- latent tools
-    def map_latent(self, z, batch_size=256):
-        """w = mapping(z) of the sampling generator, float32 numpy [n, latent_dim]."""
-        mapping = self.sampling_network("generator").get_layer("mapping")
-        z = np.asarray(z, np.float32)
-        return np.concatenate(
-            [keras.ops.convert_to_numpy(mapping(z[i : i + batch_size], training=False))
-             for i in range(0, len(z), batch_size)]
-        )
-
-    def synthesize(self, w, seed=0, batch_size=256):
-        """Images in [0, 1] from w [n, D] (every slot) or styles [n, slots, D].
-
-        With `noise_at_inference`, every image gets the noise of the same
-        seed (`batch_size=1` per call), so a strip differs only by its w.
-        """
-        w = np.asarray(w, np.float32)
-        if w.ndim == 2:
-            w = np.repeat(w[:, None, :], self.num_style_slots, axis=1)
-        if w.ndim != 3 or w.shape[1:] != (self.num_style_slots, self.latent_dim):
-            raise ValueError(
-                f"w must be [n, {self.latent_dim}] or [n, {self.num_style_slots}, {self.latent_dim}], "
-                f"got {list(w.shape)}."
-            )
-        synthesis = self.sampling_network("generator").get_layer("synthesis")
-        step = 1 if self.noise_at_inference else int(batch_size)
-        images = []
-        for start in range(0, len(w), step):
-            with noise_seed_scope(tf.constant([int(seed), 1], tf.int64)):
-                images.append(keras.ops.convert_to_numpy(synthesis(w[start : start + step], training=False)))
-        return np.clip(np.concatenate(images), 0.0, 1.0)
-
-    def serving_endpoints(self):
-        endpoints = super().serving_endpoints()
-        network = self.sampling_network("generator")
-        mapping, synthesis = network.get_layer("mapping"), network.get_layer("synthesis")
-        slots = self.num_style_slots
-
-        def map_latent(z):
-            return {"w": tf.cast(mapping(z, training=False), tf.float32)}
-
-        def generate_from_w(w):
-            styles = tf.repeat(w[:, None, :], slots, axis=1)
-            return {"images": self.to_unit_range(synthesis(styles, training=False))}
-
-        def generate_from_styles(styles):
-            return {"images": self.to_unit_range(synthesis(styles, training=False))}
-
-        z_spec = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
-        w_spec = tf.TensorSpec((None, self.latent_dim), tf.float32, name="w")
-        styles_spec = tf.TensorSpec((None, slots, self.latent_dim), tf.float32, name="styles")
-        endpoints["map_latent"] = (map_latent, [z_spec])
-        endpoints["generate_from_w"] = (generate_from_w, [w_spec])
-        endpoints["generate_from_styles"] = (generate_from_styles, [styles_spec])
-        return endpoints
 
     def get_config(self):
         return {
