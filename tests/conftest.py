@@ -1,21 +1,36 @@
-"""Shared test set-up: quiet, deterministic TensorFlow on two logical CPUs."""
+"""Shared test set-up: quiet, deterministic TensorFlow on two logical CPUs.
+
+TensorFlow is configured only when a collected test module imported it, so
+a run of TensorFlow-free tests (`pytest tests/test_splits.py`) never loads it.
+"""
 
 import os
 import pathlib
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-# Two logical CPU devices so MirroredStrategy tests can run on one CPU.
-# This must happen before TensorFlow initialises its devices.
-_cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-)
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _two_logical_cpus():
+    """Splits the CPU into two logical devices, so MirroredStrategy tests run on one CPU.
+
+    This must happen before TensorFlow initialises its devices, i.e. before
+    any test runs an operation.
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) != 2:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def pytest_collection_finish(session):
+    if "tensorflow" in sys.modules:
+        _two_logical_cpus()
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +41,9 @@ def mirrored():
     and then fail with "Shape mismatch in the collective instance", so every
     test shares this one.
     """
+    import tensorflow as tf
+
+    _two_logical_cpus()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     return strategy
