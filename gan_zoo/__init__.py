@@ -2,8 +2,11 @@
 
     >>> import gan_zoo
     >>> gan_zoo.list_models()
+    >>> gan_zoo.list_models(modality="histology", task="generate")
     >>> gan = gan_zoo.load("dcgan", variant="v3", image_size=50)
     >>> gan_zoo.export(gan, "exported/dcgan")
+    >>> gan_zoo.publish("runs/dcgan", "presets/dcgan")   # a run as a checked preset folder
+    >>> gan = gan_zoo.load("presets/dcgan")
 """
 
 import os
@@ -24,6 +27,22 @@ def export(model, path, **kwargs):
     from gan_zoo.export_lib import export as _export
 
     return _export(model, path, **kwargs)
+
+
+def publish(run, out, **kwargs):
+    """Writes a finished run folder as a preset folder with a model card.
+
+    See `gan_zoo.presets.publish` for the options; `gan_zoo.load(out)`
+    loads the result, checking every file's SHA-256 first.
+
+    Args:
+        run: the run folder.
+        out: the preset folder to write.
+        **kwargs: passed to `gan_zoo.presets.publish`.
+    """
+    from gan_zoo.presets import publish as _publish
+
+    return _publish(run, out, **kwargs)
 
 
 def load_model(path, *, safe_mode=True, **kwargs):
@@ -58,4 +77,4 @@ def load_model(path, *, safe_mode=True, **kwargs):
     return keras.saving.load_model(path, safe_mode=safe_mode, **kwargs)
 
 
-__all__ = ["__version__", "export", "get_spec", "list_models", "load", "load_model", "register_model"]
+__all__ = ["__version__", "export", "get_spec", "list_models", "load", "load_model", "publish", "register_model"]

@@ -485,4 +485,9 @@ register_model(
     citation=CITATION,
     description="ciGAN: class-conditional infilling of mammogram lesions (cascaded refinement G, "
     "VGG-19 feature + boundary losses, loss-triggered alternation)",
+    modality="mammography",
+    capabilities=("infill",),
+    inputs="grayscale patches [{patch_size}, {patch_size}, 1] in [0, 1], lesion masks of "
+        "the same shape, a target class (1: malignant lesion, 0: non-malignant tissue)",
+    outputs="the patches with the masked region infilled, same shape, in [0, 1]",
 )

@@ -272,4 +272,9 @@ register_model(
     description="3-layer CNN IDC patch classifier of Cruz-Roa et al. 2014 "
     "(Janowczyk & Madabhushi 2016 version), 32x32 centre crop.",
     task="classifier",
+    modality="histology",
+    capabilities=("classify",),
+    inputs="RGB IDC patches [{image_size}, {image_size}, 3] in [0, 1] (a "
+        "{crop_size}x{crop_size} centre crop is classified)",
+    outputs="class probabilities [N, {num_classes}] (column 1: P(IDC))",
 )

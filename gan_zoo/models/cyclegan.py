@@ -391,4 +391,9 @@ register_model(
     citation=CITATION,
     description="CycleGAN (ResNet generators, PatchGAN, LSGAN, image pools) for IDC <-> non-IDC "
     "translation as in Chi et al.",
+    modality="histology",
+    capabilities=("translate",),
+    inputs="RGB patches [{image_size}, {image_size}, {channels}] in [0, 1] of one domain "
+        "(a: non-IDC, b: IDC) and a direction, a_to_b or b_to_a",
+    outputs="patches of the other domain, same shape, in [0, 1]",
 )

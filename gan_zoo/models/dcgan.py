@@ -402,4 +402,8 @@ register_model(
     },
     citation=CITATION,
     description="DCGAN with the v1/v2/v3 variants of Chi et al. for IDC patch synthesis",
+    modality="histology",
+    capabilities=("generate",),
+    inputs="latent z [{latent_dim}] ~ N(0, 1), and a class label when num_classes > 0",
+    outputs="RGB patches [{image_size}, {image_size}, {channels}], float32 in [0, 1]",
 )

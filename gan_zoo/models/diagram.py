@@ -452,4 +452,10 @@ register_model(
     citation=CITATION,
     description="DiaGRAM: multi-task GAN (ROI patches) + whole-mammogram classifier, "
                 "transfer by fine-tuning F + E",
+    modality="mammography",
+    capabilities=("classify", "generate"),
+    inputs="classify: whole grayscale mammograms [{image_size}, {image_size}, 1] in [0, 1]; "
+        "generate (use_gan=True): latent z [{latent_dim}] ~ U[-1, 1]",
+    outputs="classify: class probabilities [N, {num_classes}]; generate: grayscale ROI "
+        "patches [{patch_size}, {patch_size}, 1] in [0, 1]",
 )

@@ -453,4 +453,8 @@ register_model(
     config=PAPER_CONFIG,
     citation=CITATION,
     description="PathologyGAN: style-based relativistic GAN for 224x224 H&E tissue tiles",
+    modality="histology",
+    capabilities=("generate",),
+    inputs="latent z [{latent_dim}] ~ N(0, 1) (mapped to styles)",
+    outputs="H&E tiles [7 * 2**stages, 7 * 2**stages, 3] in [0, 1] (stages={stages})",
 )

@@ -216,4 +216,8 @@ register_model(
     description="ResNet-18 (keras-hub) ImageNet transfer classifier of Chi et al.: frozen "
     "convolutional layers + new head, rotation/flip/noise perturbations",
     task="classifier",
+    modality="histology",
+    capabilities=("classify",),
+    inputs="RGB patches [{image_size}, {image_size}, 3] in [0, 1]",
+    outputs="class probabilities [N, {num_classes}] (column 1: P(IDC))",
 )

@@ -218,4 +218,8 @@ register_model(
     description="ResNet-50 patch classifier of ciGAN's experiments (ImageNet init, rotation/flip/scale "
     "augmentation, Adam 1e-5 decayed x0.9 every 2,000 steps)",
     task="classifier",
+    modality="mammography",
+    capabilities=("classify",),
+    inputs="mammogram patches [{image_size}, {image_size}, {channels}] in [0, 1]",
+    outputs="class probabilities [N, {num_classes}] (column 1: P(malignant))",
 )

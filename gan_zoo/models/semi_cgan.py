@@ -10,14 +10,8 @@ from gan_zoo.layers.noise import noise_seed_scope
 from gan_zoo.models.classifier import UnitRangeModel
 from gan_zoo.models.gan import GAN
 from gan_zoo.models.roles import Classifier
-from gan_zoo.models.semi_cgan_networks import (
-    HEADS,
-    MIN_WIDTH,
-    REAL_AUGMENTATIONS,
-    augment_real,
-    build_discriminator,
-    build_generator,
-)
+from gan_zoo.models.semi_cgan_networks import (HEADS, MIN_WIDTH, REAL_AUGMENTATIONS, augment_real,
+                                               build_discriminator, build_generator)
 from gan_zoo.registry import register_model
 from gan_zoo.schedules import LinearDecay, TrainingPlan
 
@@ -49,11 +43,11 @@ class SemiSupervisedCGAN(Classifier, GAN):
     (width = the paper's omega: 1, 2 or 4), ReLU in G, leaky ReLU 0.2 in D,
     strided convolutions and no pooling, spectral norm on every G transposed
     convolution and on all D convolutions but the first and last (see
-    below), a gradient penalty, Adam 2e-4 (0.5, 0.999) with
-    the rate constant for the first half of training and then linear decay
-    to 0 (its `training_plan()`: `gan_zoo.schedules.LinearDecay`), 200 epochs of batch 128, random flips.
-    After training the discriminator's class head is the IDC detector:
-    `classifier()`.
+    below), a gradient penalty, Adam 2e-4 (0.5, 0.999) with the rate
+    constant for the first half of training and then linear decay to 0 (its
+    `training_plan()`: `gan_zoo.schedules.LinearDecay`), 200 epochs of batch
+    128, random flips. After training the discriminator's class head is the
+    IDC detector: `classifier()`.
 
     Losses per step (labels of unlabelled real images are -1):
     - D: non-saturating BCE on the real/fake head for ALL real images
@@ -61,10 +55,9 @@ class SemiSupervisedCGAN(Classifier, GAN):
       the WGAN-GP penalty (Gulrajani et al. 2017; per sample, on random
       interpolates of real and fake, on the real/fake logit); plus
       `labelled_class_loss_weight` (default 1; the paper gives no loss
-      weights) times the class
-      cross-entropy of LABELLED real images, normalised by the number of
-      labelled images in the global batch (so it keeps its scale when labels
-      are rare); plus `fake_class_loss_weight` times the class cross-entropy
+      weights) times the class cross-entropy of LABELLED real images,
+      normalised by the number of labelled images in the global batch (so
+      it keeps its scale when labels are rare); plus `fake_class_loss_weight` times the class cross-entropy
       of the fakes against the class each was generated from (as in AC-GAN,
       Odena et al. 2017: fakes are extra, synthetic training data for the
       class head).
@@ -97,9 +90,8 @@ class SemiSupervisedCGAN(Classifier, GAN):
     option also loads as.
 
     Options beyond the paper (defaults = the paper's text; G's class term
-    above is the one default beyond it), aimed at a class head
-    that classifies unseen patients better (which ones helped:
-    docs/models/semi_cgan.md):
+    above is the one default beyond it), aimed at a class head that
+    classifies unseen patients better (which helped: docs/models/semi_cgan.md):
     - `discriminator_head="k_plus_one"`: one head of K class logits with the
       fake class's logit fixed at 0 (Salimans et al. 2016), P(real) =
       Z / (Z + 1), Z = sum_k exp(l_k); the real/fake loss and the penalty
@@ -164,8 +156,7 @@ class SemiSupervisedCGAN(Classifier, GAN):
         stain_sigma: strength of the stain jitter.
         discriminator_ema_half_life_steps: None, or the half-life in steps of
             the averaged discriminator behind `classifier()`.
-        discriminator_dropout: dropout rate after D's hidden convolutions
-            (0, the paper: none).
+        discriminator_dropout: dropout after D's hidden convolutions (0: none).
 
     Example:
 
@@ -179,9 +170,9 @@ class SemiSupervisedCGAN(Classifier, GAN):
     # Options that change training, not the weights: weights load across them.
     weight_independent_options = (
         "gradient_penalty_weight", "gradient_penalty_target", "fake_class_loss_weight",
-        "labelled_class_loss_weight",
-        "generator_class_loss_weight", "class_weights", "fake_class_warmup_steps",
-        "generator_loss", "real_augmentation", "stain_sigma", "discriminator_dropout",
+        "labelled_class_loss_weight", "generator_class_loss_weight", "class_weights",
+        "fake_class_warmup_steps", "generator_loss", "real_augmentation", "stain_sigma",
+        "discriminator_dropout",
     )
 
     def __init__(
@@ -496,4 +487,9 @@ register_model(
     citation=CITATION,
     description="Semi-supervised conditional GAN whose two-headed discriminator detects IDC",
     presets={"idc_cv": IDC_CV_PRESET},
+    modality="histology", capabilities=("generate", "classify"),
+    inputs="generate: latent z [{latent_dim}] and a class label in [0, {num_classes}); "
+    "classify: RGB patches [{image_size}, {image_size}, {channels}] in [0, 1]",
+    outputs="generate: RGB patches [{image_size}, {image_size}, {channels}] in [0, 1]; "
+    "classify: class probabilities [N, {num_classes}] (column 1: P(IDC))",
 )

@@ -201,4 +201,8 @@ register_model(
     description="Small conv-BN-ReLU CNN baseline for IDC patches "
     "(4 stages, global average pooling, flip + 90-degree rotation augmentation).",
     task="classifier",
+    modality="histology",
+    capabilities=("classify",),
+    inputs="RGB patches [{image_size}, {image_size}, 3] in [0, 1]",
+    outputs="class probabilities [N, {num_classes}] (column 1: P(IDC))",
 )
