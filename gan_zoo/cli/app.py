@@ -4,12 +4,12 @@ import argparse
 import textwrap
 
 import gan_zoo
-from gan_zoo.cli import export, list_models, sample, score, train
+from gan_zoo.cli import export, list_models, publish, sample, score, synthesize, train
 from gan_zoo.arguments import HelpFormatter
 from gan_zoo.errors import EXIT_USAGE, PROG, exit_status
 
 # The sub-commands in the order `gan-zoo --help` lists them.
-COMMANDS = (list_models, train, sample, score, export)
+COMMANDS = (list_models, train, sample, score, export, synthesize, publish)
 
 
 def build_parser():
@@ -27,6 +27,8 @@ def build_parser():
               gan-zoo score runs/dcgan --reference data/val --extractor keras \
                   --extractor-model runs/cnn/small_cnn.keras --extractor-layer gap --n 2000
               gan-zoo export runs/dcgan/dcgan.keras exported/dcgan
+              gan-zoo publish runs/dcgan --out presets/dcgan-demo --archive
+              gan-zoo synthesize runs/dcgan --n 1000 --labels 0:500,1:500 --out synthetic/idc
             user errors exit with status 2 and one line on stderr."""),
         formatter_class=HelpFormatter,
     )
