@@ -13,7 +13,10 @@ zoo's small_cnn as a tumour classifier on --extractor-data (when ../shared/data 
 vs IDC, else BreaKHis 224 crops, benign vs malignant, else the demo's classes), split 70/30 by patient, and uses
 its pooled features ("gap"). Scores are comparable between runs with the same extractor id (recorded with every
 score), not with the paper's Inception FID. --extractor PATH uses a saved classifier instead; --extractor
-random-inception an UNTRAINED Inception (labelled as such in every score: tests only).
+random-inception an UNTRAINED Inception (labelled as such in every score: tests only). --inception-weights FILE
+(Keras Inception-V3 no-top weights, or "imagenet" to download them) adds the paper's Inception FID on the test
+tiles. The paper's cancer-cell-feature FID (per-tile cancer / other cell counts and cancer-cell density from the
+nuclei detector of `gan_zoo.metrics.cell_counts`) is always computed on the test tiles.
 
 At the end it writes interpolation strips (in z and in w) and a w-vector strip for the extractor's "malignant"
 direction (mean w of samples it calls malignant minus the mean w of the others).
@@ -86,6 +89,8 @@ def parse_args(argv=None):
         help="class folders (benign/malignant) or IDC layout for the domain extractor")
     add("--extractor-steps", type=positive_int, default=600,
         help="training steps (batches of 32) of the domain extractor, rounded up to whole epochs")
+    add("--inception-weights", metavar="FILE", help="Keras Inception-V3 no-top weights file (or 'imagenet'): "
+        "adds the paper's FID (pool_3, 299x299 bilinear, [-1, 1]) on the test tiles")
     add("--eval-every", type=non_negative_int, default=0,
         help="epochs between validation KID/FID (0: after the last epoch only)")
     add("--eval-samples", type=positive_int, default=None,
@@ -120,6 +125,7 @@ def parse_args(argv=None):
 @recipe_main
 def main(argv=None):
     args = parse_args(argv)
+    inception = args.inception_weights and study.inception_extractor(args.inception_weights)  # bad file: one line
     run = start_run(NAME, args)
     report = Report(run)
     with report.stage("data"):
@@ -165,6 +171,9 @@ def main(argv=None):
         test, scored = study.test_kid_fid(gan, extractor, data.references["test"], n_fake=args.eval_samples,
                                           n_real=args.eval_real)
         run.write_json("kid_fid_test.json", test)
+        inception_fid = inception and study.inception_test_scores(
+            gan, inception, data.references["test"], n_fake=args.eval_samples, n_real=args.eval_real)
+        cell_fid = study.cell_count_fid(gan, data.references["test"], n_fake=args.eval_samples, n_real=args.eval_real)
         strips = latent_strips(gan, classifier, run.directory)
 
     summary = study.training_summary(logs, data.summary["train_tiles"] // args.batch_size * args.batch_size)
@@ -173,14 +182,15 @@ def main(argv=None):
         "kid_fid_test": {k: test[k] for k in study.SCORE_KEYS if k in test},
         "kid_fid_protocol": study.kid_fid_protocol(n_fake=scored["generated"], n_test=scored["real"],
                                                    test_reference=data.summary["test"], extractor_id=extractor.id),
-        "extractor": about,
+        "extractor": about, "cell_fid_test": cell_fid, **({"inception_fid_test": inception_fid} if inception else {}),
         "samples": sorted(str(p) for p in run.path("samples").glob("*.png")),
         "latent_strips": strips,
     }, data=data.summary)
     print(f"\nRun folder: {run.directory}")
     for s in summary["kid_fid_validation"]:
         print(f"  epoch {s['epoch']}: validation KID {s['kid']:.5f}  FID {s.get('fid', float('nan')):.3f}")
-    print(f"  test: KID {test['kid']:.5f}  FID {test.get('fid', float('nan')):.3f}")
+    print(f"  test: KID {test['kid']:.5f}  FID {test.get('fid', float('nan')):.3f}  cell-count FID {cell_fid['fid']}"
+          + (f"  Inception FID {inception_fid['fid']}" if inception else ""))
     return metrics
 
 

@@ -1,5 +1,6 @@
 """recipes/pathology_gan.py end to end on the procedural demo data (tiny settings)."""
 
+import hashlib
 import importlib.util
 import json
 import pathlib
@@ -32,10 +33,19 @@ TINY = ["--stages", "1", "--epochs", "2", "--batch-size", "32", "--n-critic", "1
 
 
 @pytest.mark.slow
-def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
+def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo, monkeypatch):
+    import functools
+
+    from test_cell_counts import random_inception_file
+
     recipe = load_recipe()
     out = tmp_path / "run"
-    metrics = recipe.main([*TINY, "--augment", "translation,cutout", "--out", str(out)])
+    weights = random_inception_file(tmp_path / "inception.weights.h5")
+    # The paper's 299-pixel Inception at 75 pixels: the same code, seconds instead of a minute.
+    monkeypatch.setattr(recipe.study, "inception_extractor",
+                        functools.partial(recipe.study.inception_extractor, input_size=75))
+    options = [*TINY, "--augment", "translation,cutout", "--inception-weights", str(weights), "--out", str(out)]
+    metrics = recipe.main(options)
 
     assert metrics["image_size"] == 14 and metrics["epochs"] == 2
     assert metrics["config"]["augment_policy"] == "translation,cutout"
@@ -70,9 +80,19 @@ def test_recipe_trains_scores_and_walks_the_latent_space(tmp_path, demo):
         assert image.ndim == 3 and image.shape[0] > 14, name
     assert (out / "pathology_gan.keras").is_file() and (out / "extractor.keras").is_file()
     assert metrics["train_images_per_second"] > 0
+    # The paper's two other scores: Inception FID (None below 2,049 tiles, with the reason) and the cell-count FID.
+    inception = metrics["inception_fid_test"]
+    assert inception["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert inception["extractor_id"].startswith("inception_v3-pool3/legacy/75x75/sha256-")
+    assert (inception["real"], inception["generated"]) == (test["provenance"]["n_real"], 48)
+    assert inception["fid"] is None and "2049" in inception["fid_note"] and np.isfinite(inception["kid"])
+    cells = metrics["cell_fid_test"]
+    assert (cells["real"], cells["generated"], cells["scale"]) == (inception["real"], 48, 14 / 50)
+    assert cells["fid"] is not None and cells["fid"] >= 0 and cells["detector"]["threshold"] == "otsu"
+    assert set(cells["real_mean"]) == {"cancer_cells", "other_cells", "cancer_cell_density"}
 
     # Reopened (e.g. to extend it), the run keeps its extractor: one id for all its scores.
-    again = recipe.main([*TINY, "--augment", "translation,cutout", "--out", str(out)])
+    again = recipe.main(options)
     assert again["extractor"] == metrics["extractor"]
 
 
@@ -122,11 +142,22 @@ def test_a_folder_of_two_images_holds_out_validation_images_only_beside_a_refere
     (["--overlap", "1"], "must be below 1"),
     (["--validation-fraction", "0.5", "--test-fraction", "0.5"], "leave no training images"),
     (["--extractor", "nothing.keras"], "--extractor nothing.keras"),
+    (["--inception-weights", "nothing.h5"], "--inception-weights nothing.h5: no such file"),
 ])
 def test_recipe_refuses_bad_options_before_any_work(argv, message, capsys):
     recipe = load_recipe()
     assert recipe.main.command_line(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_recipe_refuses_a_bad_inception_weights_file_in_one_line_before_training(tmp_path, capsys):
+    bad = tmp_path / "inception.h5"
+    bad.write_text("not weights")
+    argv = ["--inception-weights", str(bad), "--out", str(tmp_path / "run")]
+    assert load_recipe().main.command_line(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--inception-weights {bad}: not an HDF5 file" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()  # refused before the run folder, the data and any training
 
 
 def _hdf5(path, **datasets):

@@ -27,3 +27,13 @@ def test_every_result_file_is_small_json():
     for path in RUNS.glob("*"):
         assert path.suffix == ".json" and path.stat().st_size < 64_000, path
         json.loads(path.read_text())
+
+
+def test_the_cell_detector_table_quotes_its_benchmark_run():
+    doc = (ROOT / "docs" / "models" / "pathology_gan.md").read_text()
+    results = json.loads((RUNS / "cell_detector_brecahad.json").read_text())["results"]
+    for scale, result in results.items():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {scale} "))
+        cells = [cell.strip().replace(",", "") for cell in row.strip("|").split("|")]
+        assert cells[1:7] == [str(result["images"]), str(result["annotated"]), str(result["detected"]),
+                              f"{result['precision']:.3f}", f"{result['recall']:.3f}", f"{result['f1']:.3f}"], scale
