@@ -121,6 +121,9 @@ def parse_args(argv=None):
     parser.add_argument("--json", type=pathlib.Path, help="write all results here")
     parser.add_argument("--append", action="store_true",
                         help="add this run to an existing --json file")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="record a configuration that fails (its error, in the run's "
+                             "'failures') and go on with the next one, instead of stopping")
     return parser.parse_args(argv)
 
 
@@ -564,15 +567,34 @@ def configurations(args):
             yield name, spec.task, overrides
 
 
-def write_json(path, run, machine, append):
+def read_document(path, machine, append):
+    """The JSON document this run is added to: a new one, or `path`'s with --append."""
     document = {"machine": machine, "runs": []}
     if append and path.exists():
         document = json.loads(path.read_text())
         if document.get("machine", {}).get("cpu_model") != machine["cpu_model"]:
             print(f"warning: {path} holds runs from another machine", file=sys.stderr)
-    document["runs"].append(run)
+    return document
+
+
+def write_json(path, document, run):
+    """Writes `document` with `run` as its last run (atomically: a temporary file, renamed).
+
+    Called after every row, so a run stopped from outside (a timeout) keeps
+    the rows it finished.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({**document, "runs": [*document["runs"], run]},
+                                  indent=1, default=str) + "\n")
+    partial.replace(path)
+
+
+def failure_row(name, task, overrides, precision, jit, strategy, stage, error):
+    """What a configuration that failed leaves in the run's `failures`."""
+    return {"model": name, "task": task, "overrides": overrides, "precision": precision,
+            "jit_compile": jit, "strategy": strategy, "stage": stage,
+            "error": f"{type(error).__name__}: {error}"}
 
 
 def main(argv=None):
@@ -590,7 +612,23 @@ def main(argv=None):
         "load_average_start": _load_average(),
         "peak": {},
         "results": [],
+        "failures": [],
     }
+    document = read_document(args.json, machine, args.append) if args.json else None
+
+    def save():
+        if args.json:
+            write_json(args.json, document, run)
+
+    def fail(name, task, overrides, combinations, stage, error):
+        if not args.keep_going:
+            raise error
+        for precision, jit in combinations:
+            run["failures"].append(failure_row(name, task, overrides, precision, jit,
+                                               args.strategy, stage, error))
+        print(f"  FAILED ({stage}): {type(error).__name__}: {error}", flush=True)
+        save()
+
     try:
         for precision in precisions:
             dtype = keras.DTypePolicy(precision).compute_dtype
@@ -600,15 +638,26 @@ def main(argv=None):
                 peak = run["peak"][dtype]
                 print(f"peak {dtype}: {peak['best_gflops']:.0f} GFLOP/s", flush=True)
 
+        # XLA last: its rows (slow to compile, the likeliest to fail) come after
+        # every precision's plain row, so a run stopped early keeps those.
+        combinations = [(precision, jit) for jit, precision in itertools.product(jits, precisions)]
         for name, task, overrides in configurations(args):
             config = registry.resolve_config(name, **overrides)
-            batch_size, flops = count_flops(name, config, task, args.batch_size, args.flops)
+            try:
+                batch_size, flops = count_flops(name, config, task, args.batch_size, args.flops)
+            except Exception as error:  # noqa: BLE001 - --keep-going records it
+                fail(name, task, overrides, combinations, "build", error)
+                continue
             flops_per_step = flops[flops["used"]]["flops_per_step"]
-            for precision, jit in itertools.product(precisions, jits):
+            for precision, jit in combinations:
                 label = f"{describe(name, overrides)} {precision} xla={'on' if jit else 'off'}"
                 print(f"running {label} ...", flush=True)
-                row = time_training(name, config, task, precision, jit, args.strategy,
-                                    batch_size, args.warmup, args.steps, args.seed)
+                try:
+                    row = time_training(name, config, task, precision, jit, args.strategy,
+                                        batch_size, args.warmup, args.steps, args.seed)
+                except Exception as error:  # noqa: BLE001 - --keep-going records it
+                    fail(name, task, overrides, [(precision, jit)], "training", error)
+                    continue
                 achieved = flops_per_step * args.steps / row["seconds"] / 1e9
                 peak = run["peak"][keras.DTypePolicy(precision).compute_dtype]
                 row = {
@@ -631,6 +680,7 @@ def main(argv=None):
                 run["results"].append(row)
                 print(f"  {row['images_per_s']:.1f} images/s, {row['ms_per_step']:.0f} ms/step,"
                       f" {achieved:.1f} GFLOP/s", flush=True)
+                save()
     finally:
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy(original_policy)
@@ -640,8 +690,12 @@ def main(argv=None):
     print(format_table(run["results"]))
     print()
     print(format_footer(run))
+    for failure in run["failures"]:
+        print(f"failed: {describe(failure['model'], failure['overrides'])} {failure['precision']} "
+              f"xla={'on' if failure['jit_compile'] else 'off'} ({failure['stage']}): "
+              f"{failure['error']}")
     if args.json:
-        write_json(args.json, run, machine, args.append)
+        write_json(args.json, document, run)
         print(f"\nwrote {args.json}")
     return {"machine": machine, **run}
 
