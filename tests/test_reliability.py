@@ -528,6 +528,22 @@ def test_a_partial_last_metrics_line_is_dropped_on_resume(tmp_path, caplog):
     assert (out / "dcgan.keras").is_file()
 
 
+def test_an_epoch_logged_after_the_last_backup_is_not_counted(tmp_path, caplog):
+    # A kill between an epoch's log line and its backup: the record is of
+    # an epoch the restored model has not trained.
+    import json
+
+    data, out = _image_folder(tmp_path / "data"), tmp_path / "run"
+    assert _cli_train(data, out, 1) == 0
+    log = out / "metrics.jsonl"
+    with log.open("a") as file:
+        file.write(json.dumps({"epoch": 2, "d_loss": 0.5, "g_loss": 0.5}) + "\n")
+    assert _cli_train(data, out, 1) == 0  # the run reopened at the epochs its backup holds
+    assert "Dropping the record of epoch 2" in caplog.text
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+
+
 @pytest.mark.slow
 def test_a_garbage_state_file_resumes_from_the_weight_files(tmp_path, caplog, capsys):
     # The backup's weight files are intact; only state.json is garbage.

@@ -103,7 +103,8 @@ def train_gan(
     metrics_log = run.path("metrics.jsonl")
     if start == 0 and not start_step and metrics_log.exists() and is_chief(gan.distribute_strategy):
         metrics_log.unlink()  # a fresh start: no stale epochs from a run that never saved
-    repair_epoch_log(metrics_log)
+    if is_chief(gan.distribute_strategy):
+        repair_epoch_log(metrics_log, completed_epochs=start)
     board = write_directory(run.path("tensorboard"), gan.distribute_strategy)
 
     def callbacks_for(step_offset):
@@ -151,9 +152,20 @@ def _shardable(dataset):
     return dataset.with_options(options)
 
 
-def repair_epoch_log(path):
-    """Drops a partial last line of `metrics.jsonl` (a kill or a full disk
-    during the append), so a resumed run appends after whole records."""
+def repair_epoch_log(path, completed_epochs=None):
+    """Drops what a resumed run must not read back from `metrics.jsonl`.
+
+    A partial last line (a kill or a full disk during the append), and the
+    records of epochs after `completed_epochs`: an epoch is logged just
+    before its backup is written, so a kill in between leaves the record of
+    an epoch the restored model has not trained (it is trained and logged
+    again, or, when the run stops there, never counted).
+
+    Args:
+        path: the `metrics.jsonl` file.
+        completed_epochs: the epochs the restored backup holds (None: keep
+            every whole record).
+    """
     if not path.exists():
         return
     text = path.read_text()
@@ -166,6 +178,10 @@ def repair_epoch_log(path):
                 raise ValueError("not an epoch record")
         except ValueError:
             logger.warning("Dropping an incomplete line of %s: %r", path, line[:80])
+            continue
+        if completed_epochs is not None and record["epoch"] > completed_epochs:
+            logger.warning("Dropping the record of epoch %s from %s: the backup holds %s epochs",
+                           record["epoch"], path, completed_epochs)
             continue
         good.append(line if line.endswith("\n") else line + "\n")
     if "".join(good) != text:
