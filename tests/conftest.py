@@ -1,12 +1,12 @@
 """Shared test set-up: quiet, deterministic TensorFlow on two logical CPUs.
 
-TensorFlow is configured only when a collected test module imported it, so
-a run of TensorFlow-free tests (`pytest tests/test_splits.py`) never loads it.
+TensorFlow is configured only when a collected test file uses it, so a run
+of TensorFlow-free tests (`pytest tests/test_splits.py`) never loads it.
 """
 
 import os
 import pathlib
-import sys
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -28,8 +28,10 @@ def _two_logical_cpus():
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
-def pytest_collection_finish(session):
-    if "tensorflow" in sys.modules:
+def pytest_collectstart(collector):
+    # Before a test module is imported: one may run TensorFlow ops at
+    # import, after which the devices cannot change.
+    if isinstance(collector, pytest.Module) and re.search(r"\b(tensorflow|keras)\b", collector.path.read_text()):
         _two_logical_cpus()
 
 
