@@ -7,6 +7,8 @@ of TensorFlow-free tests (`pytest tests/test_splits.py`) never loads it.
 import os
 import pathlib
 import re
+import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -33,6 +35,23 @@ def pytest_collectstart(collector):
     # import, after which the devices cannot change.
     if isinstance(collector, pytest.Module) and re.search(r"\b(tensorflow|keras)\b", collector.path.read_text()):
         _two_logical_cpus()
+
+
+@pytest.fixture(autouse=True)
+def float32_after_each_test(request):
+    """Puts the global dtype policy back to float32 after a test that changed it.
+
+    Tests share a worker process: a mixed_bfloat16 policy left behind would
+    build the next test's models in bfloat16. The warning names the test.
+    """
+    yield
+    if "keras" in sys.modules:
+        import keras
+
+        policy = keras.mixed_precision.global_policy().name
+        if policy != "float32":
+            keras.mixed_precision.set_global_policy("float32")
+            warnings.warn(f"{request.node.nodeid} left the dtype policy {policy}; reset to float32", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
