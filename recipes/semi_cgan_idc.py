@@ -61,9 +61,10 @@ def parse_args(argv=None):
     parser = recipe_parser(NAME, __doc__, epochs=200, batch_size=128)
     parser.add_argument("--width", type=positive_float, default=1,
                         help="the paper's width multiplier omega (1, 2 or 4)")
-    parser.add_argument("--table-1", action="store_true",
-                        help="Johnson's Table 1: the cGAN at omega = 1, 2 and 4 (each in its own folder) "
-                        "beside the baselines on the same split, the paper's values printed beside")
+    parser.add_argument("--table-1", nargs="?", const=(1.0, 2.0, 4.0), default=None, metavar="WIDTHS",
+                        type=lambda text: tuple(positive_float(w) for w in text.split(",")),
+                        help="Johnson's Table 1: the cGAN at omega = 1, 2 and 4 (or the comma-separated WIDTHS, "
+                        "each in its own folder) beside the baselines on the same split and the paper's values")
     parser.add_argument("--labelled-fraction", type=fraction, default=1.0,
                         help="fraction of training patches whose label is used, in (0, 1]")
     add_split_options(parser, ("auto", "cruz_roa", "random", "johnson"), "auto")
@@ -90,7 +91,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.table_1 and args.width != 1:
         parser.error("--table-1 trains omega = 1, 2 and 4; leave out --width")
-    args.widths = (1.0, 2.0, 4.0) if args.table_1 else (args.width,)
+    args.widths = args.table_1 or (args.width,)
     return args
 
 

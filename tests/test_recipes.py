@@ -199,6 +199,7 @@ def test_semi_cgan_table_1_trains_each_width_in_its_folder_beside_the_papers_val
     assert "Beside Johnson 2020's Table 1" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         recipe.parse_args(["--table-1", "--width", "2"])
+    assert recipe.parse_args(["--table-1", "1,2"]).widths == (1.0, 2.0)  # a CPU budget: omega 4 left out
 
 
 def test_semi_cgan_johnsons_patch_split_is_an_option_that_says_it_leaks(demo, capsys):
