@@ -12,7 +12,7 @@ from gan_zoo.errors import UsageError
 from gan_zoo.experiments import PatientSplitter, Run, recipe_parser
 from gan_zoo.experiments.checks import require_both_classes, require_full_batches
 from gan_zoo.experiments.command_line import add_split_options
-from gan_zoo.experiments.comparison import Comparison, compare_on_splits, cross_validate
+from gan_zoo.experiments.comparison import Comparison, compare_on_splits, cross_validate, rescore
 from gan_zoo.experiments.report import Report
 from gan_zoo.experiments.units import Units
 
@@ -60,6 +60,34 @@ def test_a_comparison_scores_each_model_at_the_thresholds_of_its_validation_scor
     outcome = comparison.outcome(reference="good")
     assert outcome["patients"]["test"] == split.patients("test")
     assert outcome["comparisons"]["noisy"]["p_value"] == comparison.paired("good")["noisy"]["p_value"]
+
+
+def test_a_saved_run_is_rescored_at_another_operating_point_as_if_run_at_it(tmp_path, capsys):
+    from gan_zoo.cli import main
+
+    split = PatientSplitter(seed=1).random(records())
+    at_argmax = Comparison(split, "argmax")
+    for name, noise in (("good", 0.3), ("noisy", 1.0)):
+        at_argmax.add(name, scores_of(split, noise, 7))
+    at_argmax.save(Run(tmp_path, {}))
+    for point in ("youden", "sensitivity=0.9", "argmax"):
+        fresh = Comparison(split, point)
+        for name, noise in (("good", 0.3), ("noisy", 1.0)):
+            fresh.add(name, scores_of(split, noise, 7))
+        again = rescore(tmp_path / "scores.npz", point)
+        assert list(again) == ["good", "noisy"]
+        for name in again:
+            assert again[name]["threshold"] == pytest.approx(fresh.results[name]["threshold"])
+            assert again[name]["balanced_accuracy"] == pytest.approx(fresh.results[name]["balanced_accuracy"])
+            assert again[name]["operating_point"] == point
+    assert rescore(tmp_path / "scores.npz", "youden")["good"]["threshold"] != 0.5  # a threshold of its own
+
+    assert main(["rethreshold", str(tmp_path), "--operating-point", "youden", "--write"]) == 0
+    assert "Youden" in capsys.readouterr().out
+    written = json.loads((tmp_path / "metrics-youden.json").read_text())
+    assert written["noisy"]["threshold"] == pytest.approx(rescore(tmp_path / "scores.npz", "youden")["noisy"]["threshold"])
+    assert (tmp_path / "table-youden.md").is_file()
+    assert main(["rethreshold", str(tmp_path / "nothing"), "--operating-point", "youden"]) == 2
 
 
 def test_a_table_of_an_image_level_split_says_patients_leak(tmp_path, capsys):

@@ -4,12 +4,12 @@ import argparse
 import textwrap
 
 import gan_zoo
-from gan_zoo.cli import export, list_models, publish, sample, score, synthesize, train
+from gan_zoo.cli import export, list_models, publish, rethreshold, sample, score, synthesize, train
 from gan_zoo.arguments import HelpFormatter
 from gan_zoo.errors import EXIT_USAGE, PROG, exit_status
 
 # The sub-commands in the order `gan-zoo --help` lists them.
-COMMANDS = (list_models, train, sample, score, export, synthesize, publish)
+COMMANDS = (list_models, train, sample, score, export, synthesize, publish, rethreshold)
 
 
 def build_parser():
@@ -29,6 +29,7 @@ def build_parser():
               gan-zoo export runs/dcgan/dcgan.keras exported/dcgan
               gan-zoo publish runs/dcgan --out presets/dcgan-demo --archive
               gan-zoo synthesize runs/dcgan --n 1000 --labels 0:500,1:500 --out synthetic/idc
+              gan-zoo rethreshold runs/semi_cgan_idc --operating-point youden
             user errors exit with status 2 and one line on stderr."""),
         formatter_class=HelpFormatter,
     )

@@ -16,7 +16,8 @@ rest, so that the protocol is written (and fixed) once:
   are set (argmax, Youden's J, a target sensitivity or specificity), chosen
   on validation patients and recorded with every result.
 - `comparison`: classifiers scored on one split (`Comparison`) and over k
-  folds run as resumable units (`compare_on_splits`).
+  folds run as resumable units (`compare_on_splits`); a finished run's
+  saved scores at another operating point (`rescore`).
 - `units`: units of work a rerun skips when done (`Units`).
 - `kept_models`: networks a run trains once and reuses on resume, checked
   by SHA-256 (`train_once`: feature extractors, domain classifiers).
@@ -34,7 +35,7 @@ from gan_zoo.experiments.command_line import (
     recipe_parser,
     zoo_classifiers,
 )
-from gan_zoo.experiments.comparison import Comparison, compare_on_splits, cross_validate
+from gan_zoo.experiments.comparison import Comparison, compare_on_splits, cross_validate, rescore
 from gan_zoo.experiments.evaluation import add_operating_point_option, score_split
 from gan_zoo.experiments.kept_models import train_once
 from gan_zoo.experiments.report import Report
@@ -63,6 +64,7 @@ __all__ = [
     "recipe_parser",
     "require_both_classes",
     "require_full_batches",
+    "rescore",
     "score_split",
     "start_run",
     "train_once",

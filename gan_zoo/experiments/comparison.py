@@ -132,6 +132,35 @@ class Comparison:
         }
 
 
+def rescore(scores_path, operating_point):
+    """Every model's test metrics in a saved scores.npz, at another operating point.
+
+    The scores are those the run saved (`Comparison.save_scores`); only the
+    threshold changes, chosen again on the same validation patients by
+    `operating_point`. Nothing is retrained and the test scores are not
+    looked at to choose it, so a run can be reported at several operating
+    points (a paper's argmax beside Youden's J, say) without a second run.
+
+    Args:
+        scores_path: a scores.npz written by `Comparison.save`.
+        operating_point: an `OperatingPoint` or its text.
+
+    Returns:
+        `{model: metrics}` in the order the run added the models.
+    """
+    with np.load(scores_path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    labels = {part: arrays[f"labels.{part}"] for part in SCORED_PARTS}
+    models = dict.fromkeys(key.rsplit(".", 1)[0] for key in arrays)
+    for key in ("labels", "patients", "paths"):
+        models.pop(key, None)
+    if not models:
+        raise ValueError(f"{scores_path} holds no model's scores.")
+    return {name: score_split(operating_point, labels, {part: arrays[f"{name}.{part}"] for part in SCORED_PARTS},
+                              one_class_validation="argmax")
+            for name in models}
+
+
 def cross_validate(folds, reference=None, metric="auroc"):
     """Mean +/- std over folds, and `reference` against each other model fold by fold.
 
