@@ -2,9 +2,9 @@
 
 Every table of measured numbers in docs/RESULTS.md, docs/results/*.md and
 docs/models/*.md sits between two markers and is what `TABLES[NAME]` makes
-of a file of docs/results/runs/:
+of one or more files of docs/results/runs/:
 
-    <!-- table NAME from runs/FILE.json -->
+    <!-- table NAME from runs/FILE.json [runs/OTHER.json ...] -->
     | ... |
     <!-- end table -->
 
@@ -17,7 +17,8 @@ changes both together. Commands:
 
 `keep` copies a recipe's metrics.json without its bulky per-item arrays
 (per-image scores stay in the run folder's scores.npz) and adds the command
-line, options and software versions of the run's config.json.
+line, options and software versions of the run's config.json; paths are
+written as `RUN/...` (the run folder) and `../shared/...` (the data).
 """
 
 import argparse
@@ -30,7 +31,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RUNS = HERE / "runs"
 DOCS = ("docs/RESULTS.md", "docs/results/*.md", "docs/models/*.md")
-BLOCK = re.compile(r"<!-- table (?P<name>[\w-]+) from runs/(?P<file>[\w.-]+\.json) -->\n"
+BLOCK = re.compile(r"<!-- table (?P<name>\w+) from (?P<files>runs/[\w.-]+\.json(?: runs/[\w.-]+\.json)*) -->\n"
                    r"(?P<body>.*?)<!-- end table -->", re.S)
 # metrics.json keys whose values are per-item arrays: kept in the run folder only.
 BULKY_KEYS = ("history", "per_image", "scores", "epochs_log")
@@ -66,21 +67,25 @@ def keep(run_dir, name):
         command = ["python", *command[1:]]
     document = {"command": " ".join(command), "options": config.get("options"),
                 "versions": config.get("versions") or metrics.get("versions"), **_lean(metrics)}
+    text = json.dumps(document, indent=1, sort_keys=True, default=str)
+    # Machine paths as a reader's: the run folder, and the shared data beside the checkout.
+    text = text.replace(str(run_dir.resolve()), "RUN").replace(str((ROOT.parent / "shared").resolve()), "../shared")
     path = RUNS / f"{name}.json"
-    path.write_text(json.dumps(document, indent=1, sort_keys=True, default=str) + "\n")
+    path.write_text(text + "\n")
     return path
 
 
 def blocks(text):
-    """`(name, file, body, span)` of every table block of a document."""
-    return [(m["name"], m["file"], m["body"], m.span("body")) for m in BLOCK.finditer(text)]
+    """`(name, files, body, span)` of every table block of a document."""
+    return [(m["name"], m["files"], m["body"], m.span("body")) for m in BLOCK.finditer(text)]
 
 
-def render(name, file):
-    """The body of block NAME, made from runs/FILE."""
+def render(name, files):
+    """The body of block NAME, made from its files ("runs/A.json runs/B.json")."""
     if name not in TABLES:
         raise KeyError(f"no table maker named {name!r} in docs/results/tables.py")
-    return TABLES[name](json.loads((RUNS / file).read_text())).rstrip("\n") + "\n"
+    runs = [json.loads((HERE / file).read_text()) for file in files.split()]
+    return TABLES[name](*runs).rstrip("\n") + "\n"
 
 
 def documents():
@@ -91,9 +96,9 @@ def stale_blocks():
     """`"doc: table NAME"` for every block whose text is not what its file gives."""
     stale = []
     for path in documents():
-        for name, file, body, _ in blocks(path.read_text()):
-            if body != render(name, file):
-                stale.append(f"{path.relative_to(ROOT)}: table {name} (from runs/{file})")
+        for name, files, body, _ in blocks(path.read_text()):
+            if body != render(name, files):
+                stale.append(f"{path.relative_to(ROOT)}: table {name} (from {files})")
     return stale
 
 
@@ -103,8 +108,8 @@ def rewrite():
     for path in documents():
         text = path.read_text()
         new, last = [], 0
-        for name, file, _, (start, end) in blocks(text):
-            new += [text[last:start], render(name, file)]
+        for name, files, _, (start, end) in blocks(text):
+            new += [text[last:start], render(name, files)]
             last = end
         new.append(text[last:])
         if "".join(new) != text:

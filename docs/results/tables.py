@@ -27,6 +27,43 @@ def cell_detector(run):
     return "\n".join(lines)
 
 
+def _kid(scores):
+    spread = scores.get("kid_std")
+    return f"{scores['kid']:.3f}" + ("" if spread is None else f" +/- {spread:.3f}")
+
+
+def pathology_gan_runs(*runs):
+    """docs/results/pathology_gan.md: KID / FID (domain extractor) and the cell-count FID per run."""
+    lines = [_row("run", "KID validation", "FID validation", "KID test", "FID test", "cell-count FID test",
+                  "training images/s"),
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        validation = run["kid_fid_validation"][-1]
+        test = run["kid_fid_test"]
+        augment = run["options"].get("augment")
+        lines.append(_row(f"DiffAugment ({augment})" if augment else "no augmentation",
+                          _kid(validation), f"{validation['fid']:.1f}", _kid(test), f"{test['fid']:.1f}",
+                          f"{run['cell_fid_test']['fid']:.2f}", f"{run['train_images_per_second']:.1f}"))
+    return "\n".join(lines)
+
+
+def cell_counts(*runs):
+    """docs/results/pathology_gan.md: mean counts per tile, generated vs test tiles."""
+    keys = ("cancer_cells", "other_cells", "cancer_cell_density")
+    first = runs[0]["cell_fid_test"]
+    lines = [_row("tiles", "n", "cancer cells", "other cells", "cancer cells / 10,000 tissue px"),
+             "|---|---:|---:|---:|---:|",
+             _row("test (real)", first["real"], *(f"{first['real_mean'][k]:.2f}" for k in keys))]
+    for run in runs:
+        counts = run["cell_fid_test"]
+        augment = run["options"].get("augment")
+        lines.append(_row("generated, " + ("DiffAugment" if augment else "no augmentation"), counts["generated"],
+                          *(f"{counts['generated_mean'][k]:.2f}" for k in keys)))
+    return "\n".join(lines)
+
+
 TABLES = {
     "cell_detector": cell_detector,
+    "pathology_gan_runs": pathology_gan_runs,
+    "cell_counts": cell_counts,
 }
