@@ -17,7 +17,8 @@ changes both together. Commands:
 
 `keep` copies a recipe's metrics.json without its bulky per-item arrays
 (per-image scores stay in the run folder's scores.npz) and adds the command
-line, options and software versions of the run's config.json; paths are
+line, options and software versions of the run's config.json, and the
+tables `gan-zoo rethreshold --write` left at the top of the run; paths are
 written as `RUN/...` (the run folder) and `../shared/...` (the data).
 """
 
@@ -35,18 +36,18 @@ BLOCK = re.compile(r"<!-- table (?P<name>\w+) from (?P<files>runs/[\w.-]+\.json(
                    r"(?P<body>.*?)<!-- end table -->", re.S)
 # metrics.json keys whose values are per-item arrays: kept in the run folder only.
 BULKY_KEYS = ("history", "per_image", "scores", "epochs_log")
-MAX_LIST = 64  # longer lists of numbers are per-item data, not results
+MAX_LIST = 200  # longer lists of numbers or names (scores, training patients) are per-item data
 
 sys.path.insert(0, str(HERE))
 from tables import TABLES  # noqa: E402  (the table makers, one per doc table)
 
 
 def _lean(value):
-    """`value` without per-item arrays: long numeric lists become their length."""
+    """`value` without per-item arrays: long lists of numbers or names become their length."""
     if isinstance(value, dict):
         return {k: _lean(v) for k, v in value.items() if k not in BULKY_KEYS}
     if isinstance(value, list):
-        if len(value) > MAX_LIST and all(isinstance(v, (int, float)) for v in value):
+        if len(value) > MAX_LIST and all(isinstance(v, (int, float, str)) for v in value):
             return {"items": len(value), "dropped": "per-item values, kept in the run folder"}
         return [_lean(v) for v in value]
     return value
@@ -67,6 +68,11 @@ def keep(run_dir, name):
         command = ["python", *command[1:]]
     document = {"command": " ".join(command), "options": config.get("options"),
                 "versions": config.get("versions") or metrics.get("versions"), **_lean(metrics)}
+    # `gan-zoo rethreshold RUN --operating-point P --write`: the same scores at other operating points.
+    others = {path.stem.removeprefix("metrics-"): json.loads(path.read_text())
+              for path in sorted(run_dir.glob("metrics-*.json"))}
+    if others:
+        document["at_other_operating_points"] = others
     text = json.dumps(document, indent=1, sort_keys=True, default=str)
     # Machine paths as a reader's: the run folder, and the shared data beside the checkout.
     text = text.replace(str(run_dir.resolve()), "RUN").replace(str((ROOT.parent / "shared").resolve()), "../shared")

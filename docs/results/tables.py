@@ -62,8 +62,63 @@ def cell_counts(*runs):
     return "\n".join(lines)
 
 
+def _mean_std(summary, scale=100.0, digits=1):
+    """`"49.5 +/- 2.5"` of a fold summary (`summarise_folds`), in percent by default."""
+    std = summary.get("std")
+    text = f"{scale * summary['mean']:.{digits}f}"
+    return text if std is None or std != std else f"{text} +/- {scale * std:.{digits}f}"
+
+
+# Shams et al. 2018, Table 1 and Fig. 3: the published values beside ours.
+DIAGRAM_PAPER_ROWS = (
+    ("DiaGRAM (paper)", "yes", "DDSM", "89 +/- 3.4", "88.4 +/- 2.9"),
+    ("DiaGRAM (paper)", "yes", "INbreast", "93.5 +/- 2.9", "92.5 +/- 2.4"),
+    ("DiaGRAM without GAN (paper, Fig. 3)", "yes", "DDSM", "n/a", "85.5"),
+)
+
+
+def diagram_cross_validation(run):
+    """docs/results/diagram.md: accuracy and AUROC over folds, source and target, with the paper's rows."""
+    names = {"source": run["data"]["source"]["format"], "target": run["data"]["target"]["format"]}
+    lines = [_row("Model", "End-to-end", "Dataset", "Accuracy (%)", "AUC (%)"), "|---|---|---|---|---|"]
+    for part, models in run["cross_validation"].items():
+        for model, metrics in models.items():
+            label = model if part == "source" else f"{model} (fine-tuned)"
+            lines.append(_row(label, "yes", names[part], _mean_std(metrics["accuracy"]),
+                              _mean_std(metrics["auroc"])))
+    lines += [_row(*row) for row in DIAGRAM_PAPER_ROWS]
+    return "\n".join(lines)
+
+
+def diagram_folds(run):
+    """docs/results/diagram.md: test AUROC of every fold, and D's ROI-patch AUROC."""
+    lines = [_row("part", "model", "test AUROC per fold", "patch AUROC of D per fold"), "|---|---|---|---|"]
+    for part, models in run["cross_validation"].items():
+        for model, metrics in models.items():
+            patch = metrics.get("patch_auroc")
+            lines.append(_row(part, model, ", ".join(f"{v:.2f}" for v in metrics["auroc"]["folds"]),
+                              ", ".join(f"{v:.2f}" for v in patch["folds"]) if patch else "n/a"))
+    return "\n".join(lines)
+
+
+def diagram_paired(run):
+    """docs/results/diagram.md: DiaGRAM against each other model, fold by fold (AUROC points)."""
+    lines = [_row("part", "pair", "AUROC difference (points)", "DiaGRAM higher in", "paired t-test p",
+                  "DeLong p per fold"), "|---|---|---:|---:|---:|---|"]
+    for part, pairs in run["paired_vs_reference"].items():
+        for pair, result in pairs.items():
+            folds = len(result["differences"])
+            lines.append(_row(part, pair, f"{100 * result['mean']:+.1f} +/- {100 * result['std']:.1f}",
+                              f"{result['a_wins']}/{folds}", f"{result['p_value']:.2g}",
+                              ", ".join(f"{p:.2g}" for p in result["delong_p_per_fold"])))
+    return "\n".join(lines)
+
+
 TABLES = {
     "cell_detector": cell_detector,
     "pathology_gan_runs": pathology_gan_runs,
     "cell_counts": cell_counts,
+    "diagram_cross_validation": diagram_cross_validation,
+    "diagram_folds": diagram_folds,
+    "diagram_paired": diagram_paired,
 }
