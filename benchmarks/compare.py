@@ -238,8 +238,9 @@ def format_footer(run):
                          f"{r['peer_flops_per_step'] / 1e9:.4g} GFLOP (FlopCounterMode)")
             cycle = r["peer_flops"]["steps_counted"]
             if cycle > 1:
-                lines.append(f"  the peer's count is the mean of a {cycle}-step update cycle; gan_zoo's "
-                             "(throughput.count_flops) is of one step making every update")
+                gan_zoo_count = ("too, as the profiler's" if r["flops"]["used"] == "profiler"
+                                 else "; gan_zoo's analytic count is of one step making every update")
+                lines.append(f"  the peer's count is the mean of a {cycle}-step update cycle{gan_zoo_count}")
     return "\n".join(lines)
 
 

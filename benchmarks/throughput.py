@@ -294,7 +294,37 @@ def profiler_flops(model, batch):
     FLOPs (its registry covers convolutions, their two gradients, matmuls and
     most element-wise ops) over the traced train-step graph; only the ops
     that TensorFlow actually runs (see `executed_op_names`) are summed.
+
+    A model with an update schedule traces one step per phase. When every
+    phase lasts a fixed number of steps (PathologyGAN's n_critic: four
+    critic-only steps, then one of both networks), a step's count is the
+    mean over one cycle, which is what the timed steps run; a phase that
+    ends on a loss (ciGAN's) makes the cycle unknown, and the count is that
+    of the phase a fresh model starts in, where the timed steps are.
     """
+    schedule = getattr(model, "update_schedule", None)
+    if schedule is None or schedule.is_constant:
+        return _profile_step(model, batch)
+    per_phase = {}
+    for phase in schedule.phases:
+        model.active_phase = phase  # train_step reads it while it is traced
+        per_phase[phase.name] = _profile_step(model, batch)
+    model.active_phase = None
+    if all(phase.steps is not None and phase.until_below is None for phase in schedule.phases):
+        weights = {phase.name: phase.steps for phase in schedule.phases}
+        averaged = "the mean over one cycle of phases"
+    else:
+        weights = {name: float(name == schedule.phases[0].name) for name in per_phase}
+        averaged = f"the phase {schedule.phases[0].name!r}, where a fresh model's timed steps run"
+    total = sum(weights.values())
+    result = {key: sum(weights[name] * per_phase[name][key] for name in per_phase) / total
+              for key in ("flops_per_step", "matmul_flops_per_step", "profiler_flops_unpruned")}
+    return {"method": "profiler", **result, "per_phase": per_phase, "phase_steps": weights,
+            "counted": averaged}
+
+
+def _profile_step(model, batch):
+    """`profiler_flops` of the step `model.train_step` traces now."""
     function = train_step_graph(model, batch)
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()

@@ -84,3 +84,21 @@ def test_set_false_reaches_the_model_as_false(throughput):
              for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and not any(layer.synchronized for layer in norms)
     keras.backend.clear_session()
+
+
+def test_a_scheduled_model_counts_the_mean_step_of_its_cycle(throughput):
+    """PathologyGAN's n_critic = 5: 4 critic-only steps and 1 of both networks per cycle."""
+    from gan_zoo import registry
+
+    keras.backend.clear_session()
+    model = registry.load("pathology_gan", stages=1, latent_dim=8, mapping_blocks=1, base_channels=4,
+                          initial_channels=8, dense_units=16, attention_resolution=0)
+    model.compile()
+    batch = throughput.synthetic_batch(model, "generator", 4)
+    counted = throughput.profiler_flops(model, batch)
+    critic, both = (counted["per_phase"][name]["flops_per_step"] for name in ("critic", "all"))
+    assert counted["phase_steps"] == {"critic": 4, "all": 1}
+    assert both > 1.5 * critic  # the generator's update is counted in one step of five only
+    assert counted["flops_per_step"] == pytest.approx((4 * critic + both) / 5)
+    assert model.active_phase is None
+    keras.backend.clear_session()
