@@ -73,7 +73,7 @@ def keep(run_dir, name):
               for path in sorted(run_dir.glob("metrics-*.json"))}
     if others:
         document["at_other_operating_points"] = others
-    text = json.dumps(document, indent=1, sort_keys=True, default=str)
+    text = json.dumps(document, indent=1, default=str)  # in the run's order: tables follow it
     # Machine paths as a reader's: the run folder, and the shared data beside the checkout.
     text = text.replace(str(run_dir.resolve()), "RUN").replace(str((ROOT.parent / "shared").resolve()), "../shared")
     path = RUNS / f"{name}.json"

@@ -114,6 +114,76 @@ def diagram_paired(run):
     return "\n".join(lines)
 
 
+def _percent(value, digits=2):
+    return "n/a" if value is None or value != value else f"{100 * value:.{digits}f}"
+
+
+def augmentation_test(run):
+    """docs/results/cyclegan.md: every classifier row on the test patients (Table 1's layout)."""
+    first = (run["reference"], run["delong_vs_real_same_steps"]["baseline"])  # metrics.json sorts its keys
+    results = {name: run["test_metrics"][name] for name in [*first, *sorted(set(run["test_metrics"]) - set(first))]}
+    rows = (("Precision (%)", "precision"), ("Recall / sensitivity (%)", "recall"),
+            ("Specificity (%)", "specificity"), ("Accuracy (%)", "accuracy"),
+            ("Balanced accuracy (%)", "balanced_accuracy"), ("F1 (%)", "f1"))
+    lines = [_row("Metric", *results), "|---|" + "---:|" * len(results)]
+    for label, key in rows:
+        lines.append(_row(label, *(_percent(r[key]) for r in results.values())))
+    lines.append(_row("AUROC (%) [95% CI]", *(f"{_percent(r['auroc'])} ({_percent(r['auroc_ci_low'])}-"
+                                             f"{_percent(r['auroc_ci_high'])})" for r in results.values())))
+    lines.append(_row("Threshold", *(f"{r['threshold']:.3f}" for r in results.values())))
+    return "\n".join(lines)
+
+
+def augmentation_delong(run):
+    """docs/results/cyclegan.md: paired DeLong tests, as gains of each row over its baseline."""
+    lines = [_row("comparison", "AUROC gain (points)", "DeLong p"), "|---|---:|---:|"]
+    control = run["delong_vs_real_same_steps"]
+    for baseline, tests in ((run["reference"], run["delong_vs_reference"]),
+                            (control["baseline"], {k: v for k, v in control.items() if k != "baseline"})):
+        for row, test in tests.items():
+            lines.append(_row(f"{row} vs {baseline}", f"{-100 * test['difference']:+.1f}", f"{test['p_value']:.2g}"))
+    return "\n".join(lines)
+
+
+def augmentation_generators(run):
+    """docs/results/cyclegan.md: KID / FID of each synthetic set per class (domain extractor)."""
+    lines = [_row("synthetic set, class", "KID", "FID", "real", "generated"), "|---|---:|---:|---:|---:|"]
+    for name, scores in run["generator_scores"].items():
+        lines.append(_row(name, f"{scores['kid']:.3f}", f"{scores['fid']:.2f}", _count(scores["n_real"]),
+                          _count(scores["n_fake"])))
+    return "\n".join(lines)
+
+
+def _beside_johnson(results):
+    from gan_zoo.training.semi_cgan_study import beside_paper  # the recipe's own table, paper values included
+
+    return beside_paper(results).split("\n\n")[0]
+
+
+def semi_cgan_table_1(run):
+    """docs/RESULTS.md: Johnson's Table 1 at the run's operating point, the paper's values beside."""
+    return _beside_johnson(run["test_metrics"])
+
+
+def semi_cgan_table_1_youden(run):
+    """docs/RESULTS.md: the same scores at Youden's J (`gan-zoo rethreshold --operating-point youden`)."""
+    return _beside_johnson(run["at_other_operating_points"]["youden"])
+
+
+def semi_cgan_models(run):
+    """docs/RESULTS.md: every model of the Table 1 run, AUROC and both operating points."""
+    argmax, youden = run["test_metrics"], run["at_other_operating_points"]["youden"]
+    lines = [_row("model", "AUROC (%) [95% CI]", "BAC argmax", "BAC Youden", "F1 argmax", "F1 Youden",
+                  "Youden threshold", "epochs"), "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, result in argmax.items():
+        lines.append(_row(name, f"{_percent(result['auroc'])} ({_percent(result['auroc_ci_low'])}-"
+                                f"{_percent(result['auroc_ci_high'])})",
+                          _percent(result["balanced_accuracy"]), _percent(youden[name]["balanced_accuracy"]),
+                          _percent(result["f1"]), _percent(youden[name]["f1"]), f"{youden[name]['threshold']:.3f}",
+                          result.get("epochs", "n/a")))
+    return "\n".join(lines)
+
+
 TABLES = {
     "cell_detector": cell_detector,
     "pathology_gan_runs": pathology_gan_runs,
@@ -121,4 +191,10 @@ TABLES = {
     "diagram_cross_validation": diagram_cross_validation,
     "diagram_folds": diagram_folds,
     "diagram_paired": diagram_paired,
+    "augmentation_test": augmentation_test,
+    "augmentation_delong": augmentation_delong,
+    "augmentation_generators": augmentation_generators,
+    "semi_cgan_table_1": semi_cgan_table_1,
+    "semi_cgan_table_1_youden": semi_cgan_table_1_youden,
+    "semi_cgan_models": semi_cgan_models,
 }
