@@ -184,6 +184,26 @@ def semi_cgan_models(run):
     return "\n".join(lines)
 
 
+# Wu et al. 2018, Table 1 (ImageNet ResNet-50, 10,000 steps, full resolution).
+CIGAN_PAPER_AUROCS = "0.882 / 0.887 / 0.896"
+
+
+def cigan_table_1(run):
+    """docs/results/cigan.md: test AUROC of the three ResNet-50s, DeLong p between them, the paper's row."""
+    names = ("Baseline (no augmentation)", "Traditional augmentation", "ciGAN + Traditional aug")
+    lines = [_row("Data augmentation scheme", "AUROC (95% CI)", f"p vs {names[0]}", f"p vs {names[1]}",
+                  "accuracy", "balanced accuracy"), "|---|---|---:|---:|---:|---:|"]
+    for index, name in enumerate(names):
+        result = run["test_metrics"][name]
+        p_values = [f"{run['delong'][f'{other} vs {name}']['p_value']:.2f}" if other_index < index else ""
+                    for other_index, other in enumerate(names[:2])]
+        lines.append(_row(name, f"{result['auroc']:.3f} ({result['auroc_ci_low']:.3f}-{result['auroc_ci_high']:.3f})",
+                          *p_values, f"{result['accuracy']:.3f}", f"{result['balanced_accuracy']:.3f}"))
+    lines.append(_row("*paper (ImageNet ResNet-50, 10,000 steps, full resolution)*", f"*{CIGAN_PAPER_AUROCS}*",
+                      "", "", "", ""))
+    return "\n".join(lines)
+
+
 TABLES = {
     "cell_detector": cell_detector,
     "pathology_gan_runs": pathology_gan_runs,
@@ -197,4 +217,5 @@ TABLES = {
     "semi_cgan_table_1": semi_cgan_table_1,
     "semi_cgan_table_1_youden": semi_cgan_table_1_youden,
     "semi_cgan_models": semi_cgan_models,
+    "cigan_table_1": cigan_table_1,
 }
