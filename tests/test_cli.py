@@ -128,7 +128,8 @@ def test_help(capsys, command):
 def test_every_option_has_a_help_text():
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert set(commands.choices) == {"list", "train", "sample", "score", "export", "synthesize", "publish"}
+    assert set(commands.choices) == {"list", "train", "sample", "score", "export", "synthesize", "publish",
+                                     "rethreshold"}
     for name, subparser in commands.choices.items():
         for action in subparser._actions:
             assert action.help, f"gan-zoo {name} {action.option_strings or action.dest}"
