@@ -58,3 +58,30 @@ def test_a_number_changed_by_hand_in_a_table_block_is_caught(tmp_path, monkeypat
                                      "(from runs/cell_detector_brecahad.json)"]
     render.rewrite()
     assert edited.read_text() == text
+
+
+def _named_test_exists(marker):
+    """`<!-- checked by tests/FILE.py::test_name -->` names a test that exists."""
+    found = re.search(r"checked by (tests/[\w/]+\.py)::(\w+)", marker)
+    return bool(found) and f"def {found[2]}(" in (ROOT / found[1]).read_text()
+
+
+def test_every_table_of_the_results_docs_is_rendered_from_a_file_or_says_why_not():
+    """A measured table is a block; any other is a paper's, a test's, an index without values, or says why it has no file."""
+    unmarked = []
+    for path in [ROOT / "docs" / "RESULTS.md", *sorted((ROOT / "docs" / "results").glob("*.md"))]:
+        inside, index, previous = False, False, ""
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            index = (index and line.startswith("|")) or (previous.startswith("<!-- index:") and line.startswith("|"))
+            if line.startswith("<!-- table "):
+                inside = True
+            elif line.startswith("<!-- end table"):
+                inside = False
+            elif line.startswith("|") and index and re.search(r"\d\.\d", line):
+                unmarked.append(f"{path.relative_to(ROOT)}:{number} (a measured value in an index table)")
+            elif line.startswith("|") and not previous.startswith("|") and not inside:
+                if not (previous.startswith(("<!-- paper values", "<!-- unbacked:", "<!-- index:"))
+                        or previous.startswith("<!-- checked by") and _named_test_exists(previous)):
+                    unmarked.append(f"{path.relative_to(ROOT)}:{number}")
+            previous = line
+    assert unmarked == [], "\n".join(unmarked)
