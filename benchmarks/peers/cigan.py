@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_zoo.schedules import Phase, UpdateSchedule
+from gan_zoo.models.cigan import alternation_schedule  # the model's own phases, not a copy
 
 from .base import Peer, frozen, keras_adam
 from .layers import Float32, bce, one_hot_maps, per_example_mean
@@ -51,19 +51,6 @@ def generator_scales(patch_size):
         scales.append(side)
         side *= 2
     return scales
-
-
-def alternation_schedule(pretrain_steps, threshold, max_phase_steps=None, d_loss="mean"):
-    """The phases of `gan_zoo.models.cigan.alternation_schedule` (see its docstring)."""
-    d_threshold = threshold if d_loss == "mean" else threshold / 2
-    phases = []
-    if pretrain_steps:
-        phases.append(Phase("pretrain", ("pretrain",), steps=int(pretrain_steps), next="d"))
-    phases += [
-        Phase("d", ("d",), steps=max_phase_steps, until_below=("d_loss", d_threshold)),
-        Phase("g", ("g",), steps=max_phase_steps, until_below=("g_adv_loss", threshold), next="d"),
-    ]
-    return UpdateSchedule(phases)
 
 
 class Generator(nn.Module):
