@@ -60,6 +60,7 @@ CASES = [
         {"noise": _rand(2, 1, 1, 3, seed=5)},
     ),
     ("scoped_dropout", lambda: gl.ScopedDropout(0.3), [(2, 4, 4, 3)], (2, 4, 4, 3), {}),
+    ("fused_batch_norm", lambda: gl.BatchNormalization(momentum=0.9), [(2, 4, 4, 3)], (2, 4, 4, 3), {}),
 ]
 IDS = [case[0] for case in CASES]
 

@@ -5,6 +5,7 @@ All layers are registered for `.keras` serialization under the package name
 """
 
 from gan_zoo.layers.attention import SelfAttention
+from gan_zoo.layers.batch_normalization import BatchNormalization
 from gan_zoo.layers.noise import NoiseInjection, ScopedDropout
 from gan_zoo.layers.normalization import AdaptiveInstanceNormalization
 from gan_zoo.layers.spectral_norm import (
@@ -15,6 +16,7 @@ from gan_zoo.layers.spectral_norm import (
 
 __all__ = [
     "AdaptiveInstanceNormalization",
+    "BatchNormalization",
     "NoiseInjection",
     "ScopedDropout",
     "SelfAttention",

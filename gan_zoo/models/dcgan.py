@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from gan_zoo import config_checks as check
 from gan_zoo import losses
+from gan_zoo.layers.batch_normalization import BatchNormalization
 from gan_zoo.layers.conditioning import LabelMaps, OneHot
 from gan_zoo.layers.diff_augment import DifferentiableAugmentation, parse_policy
 from gan_zoo.models.gan import GAN
@@ -39,7 +40,7 @@ def _init():
 def _batch_norm(name, synchronized):
     # TF1's decay 0.9 is Keras' momentum 0.9. Synchronized statistics make a
     # step on N replicas equal a step on one device with the global batch.
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
     )
 

@@ -13,6 +13,8 @@ pooling, dense logits) on F's whole-image maps, with F + E as one model of
 
 import keras
 
+from gan_zoo.layers.batch_normalization import BatchNormalization
+
 # F has four stride-2 layers and G four stride-2 transposed convolutions.
 DOWNSAMPLING = 16
 POOLINGS = ("average", "max")
@@ -44,13 +46,13 @@ def build_generator(patch_size, latent_dim, filters, kernel_size, momentum=0.99)
     z = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(start * start * filters[0], name="dense")(z)
     x = keras.layers.Reshape((start, start, filters[0]), name="to_map")(x)
-    x = keras.layers.BatchNormalization(synchronized=True, momentum=momentum, name="dense_bn")(x)
+    x = BatchNormalization(synchronized=True, momentum=momentum, name="dense_bn")(x)
     x = keras.layers.ReLU(name="dense_relu")(x)
     for index, width in enumerate([*filters[1:], 1], start=1):
         x = keras.layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same",
                                          name=f"deconv{index}")(x)
         if index < 4:
-            x = keras.layers.BatchNormalization(synchronized=True, momentum=momentum,
+            x = BatchNormalization(synchronized=True, momentum=momentum,
                                                 name=f"deconv{index}_bn")(x)
             x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
     patches = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -104,7 +106,7 @@ def build_discriminator(feature_shape, num_classes, use_gan):
 def _residual_block(x, width, stride, name, momentum=0.99):
     """He et al. 2016 basic block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
     def batch_norm(layer_name):
-        return keras.layers.BatchNormalization(synchronized=True, momentum=momentum, name=layer_name)
+        return BatchNormalization(synchronized=True, momentum=momentum, name=layer_name)
 
     shortcut = x
     y = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)

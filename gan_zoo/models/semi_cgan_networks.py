@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_zoo.layers.batch_normalization import BatchNormalization
 from gan_zoo.layers.conditioning import OneHot
 from gan_zoo.layers.diff_augment import global_batch_random
 from gan_zoo.layers.noise import ScopedDropout
@@ -80,7 +81,7 @@ def build_generator(image_size, latent_dim, num_classes, width, channels=3, spec
         x = conv(x)
         if layer < 5:
             # Synchronized: N replicas normalise like one device.
-            x = keras.layers.BatchNormalization(synchronized=True, name=f"deconv{layer}_bn")(x)
+            x = BatchNormalization(synchronized=True, name=f"deconv{layer}_bn")(x)
             x = keras.layers.ReLU(name=f"deconv{layer}_relu")(x)
     images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model([z, labels], images, name="generator")

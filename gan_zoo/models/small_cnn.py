@@ -36,6 +36,7 @@ import keras
 
 from gan_zoo import config_checks as check
 from gan_zoo.layers.augmentation import RandomRot90
+from gan_zoo.layers.batch_normalization import BatchNormalization
 from gan_zoo.models.classifier import (
     SparseCategoricalCrossentropyWithSmoothing,
     ZooClassifier,
@@ -130,7 +131,7 @@ class SmallCNN(ZooClassifier):
                 x = keras.layers.Conv2D(
                     filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv"
                 )(x)
-                x = keras.layers.BatchNormalization(
+                x = BatchNormalization(
                     momentum=0.9, name=f"{prefix}_bn"
                 )(x)
                 x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
