@@ -204,6 +204,39 @@ def cigan_table_1(run):
     return "\n".join(lines)
 
 
+def dcgan_kid_fid(*runs):
+    """docs/RESULTS.md: KID / FID of each DCGAN variant against the validation patients, and the downstream AUROCs."""
+    lines = [_row("variant", "KID (+/- std over subsets)", "FID", "small CNN trained on samples only: test AUROC",
+                  "real only", "real + samples", "training images/s", "recipe wall (min)"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        test = run["downstream_test"]
+        lines.append(_row(run["variant"], _kid(run["generative_validation"]),
+                          f"{run['generative_validation']['fid']:.2f}", f"{test['synthetic_auroc']:.3f}",
+                          f"{test['real_auroc']:.3f}", f"{test['augmented_auroc']:.3f}",
+                          f"{run['train_images_per_second']:.0f}", f"{run['wall_seconds'] / 60:.1f}"))
+    return "\n".join(lines)
+
+
+def throughput(*files):
+    """docs/results/cigan.md, diagram.md: rows of benchmarks/throughput.py JSON files, each with its peak."""
+    lines = [_row("model", "settings", "precision", "batch", "images/s", "ms/step", "GFLOP/step",
+                  "% of peak (matmul peak of that run, GFLOP/s)"),
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for file in files:
+        for run in file["runs"]:
+            for result in run["results"]:
+                settings = ", ".join(f"{key}={value}" for key, value in result["overrides"].items()
+                                     if key not in ("backbone_weights", "feature_weights")) or "paper defaults"
+                compute = "bfloat16" if "bfloat16" in result["precision"] else result["precision"]
+                peak = run["peak"][compute]["best_gflops"]
+                lines.append(_row(result["model"], settings, result["precision"], result["batch_size"],
+                                  f"{result['images_per_s']:.1f}", f"{result['ms_per_step']:.0f}",
+                                  f"{result['flops_per_step'] / 1e9:.1f}",
+                                  f"{result['percent_of_peak']:.1f} ({peak:.0f})"))
+    return "\n".join(lines)
+
+
 TABLES = {
     "cell_detector": cell_detector,
     "pathology_gan_runs": pathology_gan_runs,
@@ -218,4 +251,6 @@ TABLES = {
     "semi_cgan_table_1_youden": semi_cgan_table_1_youden,
     "semi_cgan_models": semi_cgan_models,
     "cigan_table_1": cigan_table_1,
+    "dcgan_kid_fid": dcgan_kid_fid,
+    "throughput": throughput,
 }
